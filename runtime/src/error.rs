@@ -1,0 +1,233 @@
+//! One error type for every WSK operation: the step that failed, the NTSTATUS, and the address involved.
+
+use core::fmt;
+
+use crate::addr::SocketAddr;
+use crate::sys::{self, NTSTATUS};
+
+/// The operation that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Step {
+    /// WskRegister.
+    Register,
+    /// WskCaptureProviderNPI.
+    CaptureProvider,
+    /// The provider's dispatch version is older than the client needs.
+    ProviderVersion,
+    /// PsCreateSystemThread for the executor.
+    StartExecutor,
+    /// A pool, IRP or MDL allocation.
+    Allocate,
+    /// WskSocket.
+    Socket,
+    /// WskControlSocket (an option or event callback).
+    Control,
+    /// WskBind.
+    Bind,
+    /// WskListen (stream sockets).
+    Listen,
+    /// WskAccept.
+    Accept,
+    /// WskConnect.
+    Connect,
+    /// WskSend.
+    Send,
+    /// WskReceive.
+    Receive,
+    /// WskSendTo.
+    SendTo,
+    /// WskReceiveFrom.
+    ReceiveFrom,
+    /// WskDisconnect.
+    Disconnect,
+    /// WskCloseSocket.
+    Close,
+    /// An operation exceeded its deadline.
+    Timeout,
+    /// The runtime is shutting down (driver unload).
+    Shutdown,
+    /// Spawning a task.
+    Spawn,
+}
+
+impl Step {
+    /// The WSK routine or phase name, for messages.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Register => "WskRegister",
+            Self::CaptureProvider => "WskCaptureProviderNPI",
+            Self::ProviderVersion => "provider version check",
+            Self::StartExecutor => "PsCreateSystemThread",
+            Self::Allocate => "allocation",
+            Self::Socket => "WskSocket",
+            Self::Control => "WskControlSocket",
+            Self::Bind => "WskBind",
+            Self::Listen => "WskListen",
+            Self::Accept => "WskAccept",
+            Self::Connect => "WskConnect",
+            Self::Send => "WskSend",
+            Self::Receive => "WskReceive",
+            Self::SendTo => "WskSendTo",
+            Self::ReceiveFrom => "WskReceiveFrom",
+            Self::Disconnect => "WskDisconnect",
+            Self::Close => "WskCloseSocket",
+            Self::Timeout => "timeout",
+            Self::Shutdown => "shutdown",
+            Self::Spawn => "spawn",
+        }
+    }
+}
+
+/// A failed step, its NTSTATUS and, where one is involved, the socket address.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Error {
+    step: Step,
+    status: NTSTATUS,
+    addr: Option<SocketAddr>,
+}
+
+/// `Result<T, wsk::Error>`.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+impl Error {
+    /// An error of `step` with `status`.
+    #[must_use]
+    pub const fn new(step: Step, status: NTSTATUS) -> Self {
+        Self { step, status, addr: None }
+    }
+
+    /// The same error naming `addr`.
+    #[must_use]
+    pub const fn at(mut self, addr: SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// An allocation failure (STATUS_INSUFFICIENT_RESOURCES).
+    #[must_use]
+    pub const fn no_memory() -> Self {
+        Self::new(Step::Allocate, sys::STATUS_INSUFFICIENT_RESOURCES)
+    }
+
+    /// The failing step.
+    #[must_use]
+    pub const fn step(&self) -> Step {
+        self.step
+    }
+
+    /// The NTSTATUS the provider or kernel returned.
+    #[must_use]
+    pub const fn status(&self) -> NTSTATUS {
+        self.status
+    }
+
+    /// The address involved, if any.
+    #[must_use]
+    pub const fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// STATUS_FILE_FORCED_CLOSED: the socket is dead and has been closed by the runtime.
+    #[must_use]
+    pub const fn is_forced_closed(&self) -> bool {
+        self.status == sys::STATUS_FILE_FORCED_CLOSED
+    }
+
+    /// The peer reset or aborted the connection.
+    #[must_use]
+    pub const fn is_connection_reset(&self) -> bool {
+        matches!(self.status, sys::STATUS_CONNECTION_RESET | sys::STATUS_CONNECTION_ABORTED
+            | sys::STATUS_CONNECTION_DISCONNECTED | sys::STATUS_GRACEFUL_DISCONNECT)
+    }
+
+    /// The local address is already in use (STATUS_ADDRESS_ALREADY_ASSOCIATED).
+    #[must_use]
+    pub const fn is_address_in_use(&self) -> bool {
+        self.status == sys::STATUS_ADDRESS_ALREADY_ASSOCIATED
+    }
+
+    /// The operation was cancelled (STATUS_CANCELLED), typically by a timeout, a drop or unload.
+    #[must_use]
+    pub const fn is_cancelled(&self) -> bool {
+        self.status == sys::STATUS_CANCELLED
+    }
+
+    /// The operation's deadline passed.
+    #[must_use]
+    pub const fn is_timeout(&self) -> bool {
+        matches!(self.step, Step::Timeout)
+    }
+}
+
+/// The symbolic name of common NTSTATUS values, for messages.
+#[must_use]
+pub const fn status_name(status: NTSTATUS) -> Option<&'static str> {
+    Some(match status {
+        sys::STATUS_SUCCESS => "STATUS_SUCCESS",
+        sys::STATUS_PENDING => "STATUS_PENDING",
+        sys::STATUS_UNSUCCESSFUL => "STATUS_UNSUCCESSFUL",
+        sys::STATUS_NOT_IMPLEMENTED => "STATUS_NOT_IMPLEMENTED",
+        sys::STATUS_INVALID_HANDLE => "STATUS_INVALID_HANDLE",
+        sys::STATUS_INVALID_PARAMETER => "STATUS_INVALID_PARAMETER",
+        sys::STATUS_NO_MEMORY => "STATUS_NO_MEMORY",
+        sys::STATUS_INSUFFICIENT_RESOURCES => "STATUS_INSUFFICIENT_RESOURCES",
+        sys::STATUS_NOT_SUPPORTED => "STATUS_NOT_SUPPORTED",
+        sys::STATUS_CANCELLED => "STATUS_CANCELLED",
+        sys::STATUS_INVALID_DEVICE_STATE => "STATUS_INVALID_DEVICE_STATE",
+        sys::STATUS_DEVICE_NOT_READY => "STATUS_DEVICE_NOT_READY",
+        sys::STATUS_NOINTERFACE => "STATUS_NOINTERFACE",
+        sys::STATUS_IO_TIMEOUT => "STATUS_IO_TIMEOUT",
+        sys::STATUS_ADDRESS_ALREADY_ASSOCIATED => "STATUS_ADDRESS_ALREADY_ASSOCIATED",
+        sys::STATUS_CONNECTION_REFUSED => "STATUS_CONNECTION_REFUSED",
+        sys::STATUS_CONNECTION_RESET => "STATUS_CONNECTION_RESET",
+        sys::STATUS_CONNECTION_ABORTED => "STATUS_CONNECTION_ABORTED",
+        sys::STATUS_CONNECTION_DISCONNECTED => "STATUS_CONNECTION_DISCONNECTED",
+        sys::STATUS_GRACEFUL_DISCONNECT => "STATUS_GRACEFUL_DISCONNECT",
+        sys::STATUS_FILE_FORCED_CLOSED => "STATUS_FILE_FORCED_CLOSED",
+        sys::STATUS_NETWORK_UNREACHABLE => "STATUS_NETWORK_UNREACHABLE",
+        sys::STATUS_HOST_UNREACHABLE => "STATUS_HOST_UNREACHABLE",
+        sys::STATUS_INVALID_ADDRESS => "STATUS_INVALID_ADDRESS",
+        sys::STATUS_TIMEOUT => "STATUS_TIMEOUT",
+        _ => return None,
+    })
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.step.name())?;
+        if let Some(addr) = &self.addr {
+            write!(f, " ({addr})")?;
+        }
+        write!(f, " failed: {:#010x}", self.status as u32)?;
+        if let Some(name) = status_name(self.status) {
+            write!(f, " {name}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn display_names_step_address_and_status() {
+        let e = Error::new(Step::Bind, sys::STATUS_ADDRESS_ALREADY_ASSOCIATED).at(SocketAddr::v4([0; 4], 8080));
+        assert_eq!(e.to_string(), "WskBind (0.0.0.0:8080) failed: 0xc0000238 STATUS_ADDRESS_ALREADY_ASSOCIATED");
+        assert!(e.is_address_in_use());
+        assert_eq!(Error::new(Step::Receive, 0x1234_5678).to_string(), "WskReceive failed: 0x12345678");
+    }
+}

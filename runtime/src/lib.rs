@@ -1,0 +1,64 @@
+//! # wsk: Windows kernel network endpoints over the Winsock Kernel
+//!
+//! A `no_std` runtime and an attribute macro. A driver declares an endpoint:
+//!
+//! ```ignore
+//! #[wsk::wsk_endpoint(kind = "listen", addr = "0.0.0.0:8080", max_connections = 64)]
+//! pub struct Echo;
+//!
+//! impl wsk::ListenHandler for Echo {
+//!     async fn on_connection(&'static self, conn: &mut wsk::Connection) -> wsk::Result<()> {
+//!         let mut buf = [0u8; 4096];
+//!         loop {
+//!             let n = conn.recv(&mut buf).await?;
+//!             if n == 0 { return Ok(()) }
+//!             conn.send_all(&buf[..n]).await?;
+//!         }
+//!     }
+//! }
+//!
+//! static ECHO: Echo = Echo;
+//! wsk::driver!(ECHO);
+//! ```
+//!
+//! and gets WSK registration, socket creation, bind with the exact SOCKADDR, IRP completion handling, an
+//! accept loop with a connection limit, error paths that close what they opened, and an unload that
+//! cancels and waits for every IRP before it deregisters.
+//!
+//! Parts: [`sys`] (FFI), [`Runtime`] (client lifecycle and executor), [`ListenSocket`] / [`Connection`]
+//! (typed sockets over reusable IRPs and MDLs), [`time`] (sleep, timeout), [`pool`] (tagged, counted
+//! allocations and [`pool::stats`]), [`Error`] (failing step + NTSTATUS), [`mod@log`] (DbgPrint backend).
+#![cfg_attr(not(test), no_std)]
+
+pub use wsk_sys as sys;
+
+pub mod addr;
+mod driver;
+mod endpoint;
+pub mod error;
+mod executor;
+mod irp;
+pub mod log;
+pub mod pool;
+mod runtime;
+mod socket;
+mod sync;
+pub mod time;
+
+pub use addr::SocketAddr;
+pub use endpoint::{Endpoint, ListenHandler};
+pub use error::{Error, Result, Step};
+pub use executor::yield_now;
+pub use pool::{stats, Stats};
+pub use runtime::Runtime;
+pub use socket::{BindOptions, Connection, ListenSocket, MAX_TRANSFER};
+pub use wsk_macros::wsk_endpoint;
+
+/// Items used by generated code; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::addr::SocketAddr;
+    pub use crate::driver::{driver_entry, driver_unload};
+    pub use crate::endpoint::{start_listener, ListenConfig, ListenEndpoint};
+    pub use ::log::LevelFilter;
+}

@@ -1,0 +1,321 @@
+//! Monotonic time, sleeps and timeouts for tasks.
+//!
+//! The clock is the kernel's interrupt time (100 ns ticks since boot). On x64 Windows `KeQueryInterruptTime`
+//! is an inline read of `KUSER_SHARED_DATA`, which does not exist under Wine, so the runtime resolves the
+//! exported `KeQueryInterruptTimePrecise` (Windows 8.1+) or `KeQueryInterruptTime` (Wine) at start with
+//! `MmGetSystemRoutineAddress` and falls back to the shared page only on real Windows.
+//!
+//! Sleeping tasks sit in one intrusive list, touched only by polling threads at PASSIVE_LEVEL; the executor
+//! (and [`crate::Runtime::block_on`]) fires expired entries and waits no longer than the nearest deadline.
+
+use core::future::Future;
+use core::marker::PhantomPinned;
+use core::pin::Pin;
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+
+use crate::sync::SpinMutex;
+use crate::sys;
+
+/// A point in time: 100 ns ticks of the kernel's interrupt time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(u64);
+
+type QueryFn = unsafe extern "system" fn() -> u64;
+type QueryPreciseFn = unsafe extern "system" fn(*mut u64) -> u64;
+
+static QUERY: AtomicUsize = AtomicUsize::new(0);
+static QUERY_PRECISE: AtomicUsize = AtomicUsize::new(0);
+
+/// Resolves the clock routine; called by [`crate::Runtime::start`] at PASSIVE_LEVEL.
+pub(crate) fn init_clock() {
+    if QUERY.load(Ordering::Relaxed) != 0 || QUERY_PRECISE.load(Ordering::Relaxed) != 0 {
+        return;
+    }
+    let precise = resolve(&utf16::PRECISE);
+    if !precise.is_null() {
+        QUERY_PRECISE.store(precise as usize, Ordering::Relaxed);
+        return;
+    }
+    let plain = resolve(&utf16::PLAIN);
+    QUERY.store(plain as usize, Ordering::Relaxed);
+}
+
+fn resolve(name: &[u16]) -> *mut core::ffi::c_void {
+    let bytes = (name.len() * 2) as u16;
+    let us = sys::UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: name.as_ptr().cast_mut() };
+    // SAFETY: `us` describes a valid UTF-16 string for the duration of the call; PASSIVE_LEVEL.
+    unsafe { sys::MmGetSystemRoutineAddress(&us) }
+}
+
+mod utf16 {
+    const fn widen<const N: usize>(s: &[u8; N]) -> [u16; N] {
+        let mut out = [0u16; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = s[i] as u16;
+            i += 1;
+        }
+        out
+    }
+    pub(super) const PRECISE: [u16; 27] = widen(b"KeQueryInterruptTimePrecise");
+    pub(super) const PLAIN: [u16; 20] = widen(b"KeQueryInterruptTime");
+}
+
+impl Instant {
+    /// Now.
+    #[must_use]
+    pub fn now() -> Self {
+        let precise = QUERY_PRECISE.load(Ordering::Relaxed);
+        if precise != 0 {
+            // SAFETY: the address was resolved from the kernel's export of this exact signature.
+            let f: QueryPreciseFn = unsafe { core::mem::transmute::<usize, QueryPreciseFn>(precise) };
+            let mut qpc = 0u64;
+            // SAFETY: valid out pointer; callable at any IRQL.
+            return Self(unsafe { f(&mut qpc) });
+        }
+        let plain = QUERY.load(Ordering::Relaxed);
+        if plain != 0 {
+            // SAFETY: as above.
+            let f: QueryFn = unsafe { core::mem::transmute::<usize, QueryFn>(plain) };
+            // SAFETY: no arguments; callable at any IRQL.
+            return Self(unsafe { f() });
+        }
+        Self(shared_interrupt_time())
+    }
+
+    /// This instant plus `d`, saturating.
+    #[must_use]
+    pub fn after(self, d: Duration) -> Self {
+        Self(self.0.saturating_add(ticks(d)))
+    }
+
+    /// Time from `earlier` to `self`, zero if `earlier` is later.
+    #[must_use]
+    pub fn saturating_since(self, earlier: Self) -> Duration {
+        let t = self.0.saturating_sub(earlier.0);
+        Duration::new(t / 10_000_000, ((t % 10_000_000) * 100) as u32)
+    }
+
+    pub(crate) const fn ticks(self) -> u64 {
+        self.0
+    }
+}
+
+/// 100 ns ticks in `d`, saturating.
+pub(crate) fn ticks(d: Duration) -> u64 {
+    let t = d.as_nanos() / 100;
+    u64::try_from(t).unwrap_or(u64::MAX)
+}
+
+#[cfg(all(windows, target_arch = "x86_64"))]
+fn shared_interrupt_time() -> u64 {
+    // KUSER_SHARED_DATA.InterruptTime (KSYSTEM_TIME at 0xFFFFF78000000008), read as the WDK macro does.
+    const INTERRUPT_TIME: usize = 0xFFFF_F780_0000_0008;
+    loop {
+        // SAFETY: the shared user data page is mapped at this fixed address in every Windows x64 kernel.
+        let (low, high1, high2) = unsafe {
+            let p = INTERRUPT_TIME as *const u32;
+            (ptr::read_volatile(p), ptr::read_volatile(p.add(1)), ptr::read_volatile(p.add(2)))
+        };
+        if high1 == high2 {
+            return (u64::from(high1) << 32) | u64::from(low);
+        }
+    }
+}
+
+#[cfg(not(all(windows, target_arch = "x86_64")))]
+fn shared_interrupt_time() -> u64 {
+    0
+}
+
+/// One sleeping task: an intrusive node in [`TIMERS`], embedded in a pinned [`Sleep`].
+struct TimerNode {
+    deadline: u64,
+    waker: Option<Waker>,
+    next: *mut TimerNode,
+    prev: *mut TimerNode,
+    linked: bool,
+}
+
+struct TimerList {
+    head: *mut TimerNode,
+}
+
+// SAFETY: nodes are only touched under the TIMERS lock, by polling threads.
+unsafe impl Send for TimerList {}
+
+static TIMERS: SpinMutex<TimerList> = SpinMutex::new(TimerList { head: ptr::null_mut() });
+
+/// Wakes every sleeper whose deadline has passed; returns the nearest remaining deadline.
+pub(crate) fn fire_expired(now: Instant) -> Option<Instant> {
+    let mut due: [Option<Waker>; 16] = Default::default();
+    loop {
+        let mut n = 0;
+        let mut more = false;
+        let next = TIMERS.with(|list| {
+            let mut nearest: Option<u64> = None;
+            let mut cur = list.head;
+            while !cur.is_null() {
+                // SAFETY: linked nodes are alive (a Sleep unlinks itself before it is dropped) and only
+                // touched under the lock we hold.
+                let node = unsafe { &mut *cur };
+                let next = node.next;
+                if node.deadline <= now.0 {
+                    if n < due.len() {
+                        // SAFETY: as above; unlinking keeps the list consistent.
+                        unsafe { unlink(list, node) };
+                        due[n] = node.waker.take();
+                        n += 1;
+                    } else {
+                        more = true;
+                    }
+                } else {
+                    nearest = Some(nearest.map_or(node.deadline, |d| d.min(node.deadline)));
+                }
+                cur = next;
+            }
+            nearest
+        });
+        for w in due.iter_mut().take(n) {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+        if !more {
+            return next.map(Instant);
+        }
+    }
+}
+
+/// # Safety
+/// `node` must be linked into `list`, and the caller must hold the lock.
+unsafe fn unlink(list: &mut TimerList, node: &mut TimerNode) {
+    if node.prev.is_null() {
+        list.head = node.next;
+    } else {
+        // SAFETY: linked neighbours are alive.
+        unsafe { (*node.prev).next = node.next };
+    }
+    if !node.next.is_null() {
+        // SAFETY: as above.
+        unsafe { (*node.next).prev = node.prev };
+    }
+    node.next = ptr::null_mut();
+    node.prev = ptr::null_mut();
+    node.linked = false;
+}
+
+/// Completes at a deadline. Create with [`sleep`] or [`sleep_until`].
+pub struct Sleep {
+    node: TimerNode,
+    fired: bool,
+    _pin: PhantomPinned,
+}
+
+/// Waits for `d`.
+#[must_use]
+pub fn sleep(d: Duration) -> Sleep {
+    sleep_until(Instant::now().after(d))
+}
+
+/// Waits until `deadline`.
+#[must_use]
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        node: TimerNode { deadline: deadline.0, waker: None, next: ptr::null_mut(), prev: ptr::null_mut(), linked: false },
+        fired: false,
+        _pin: PhantomPinned,
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: we never move the node out; it stays pinned inside `self`.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.fired || Instant::now().0 >= this.node.deadline {
+            this.fired = true;
+            let node = &mut this.node;
+            TIMERS.with(|list| {
+                if node.linked {
+                    // SAFETY: linked into `list`, lock held.
+                    unsafe { unlink(list, node) };
+                }
+            });
+            return Poll::Ready(());
+        }
+        let node_ptr: *mut TimerNode = &mut this.node;
+        TIMERS.with(|list| {
+            // SAFETY: the node is pinned and alive; lock held.
+            let node = unsafe { &mut *node_ptr };
+            node.waker = Some(cx.waker().clone());
+            if !node.linked {
+                node.next = list.head;
+                node.prev = ptr::null_mut();
+                if !list.head.is_null() {
+                    // SAFETY: the head is a live linked node.
+                    unsafe { (*list.head).prev = node_ptr };
+                }
+                list.head = node_ptr;
+                node.linked = true;
+            }
+        });
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        let node = &mut self.node;
+        if node.linked {
+            TIMERS.with(|list| {
+                if node.linked {
+                    // SAFETY: linked into `list`, lock held.
+                    unsafe { unlink(list, node) };
+                }
+            });
+        }
+    }
+}
+
+/// The error of [`timeout`]: the deadline passed first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elapsed;
+
+impl core::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("deadline elapsed")
+    }
+}
+
+/// Runs `fut` for at most `d`; when the time is up, `fut` is dropped (which cancels its IRP and waits for
+/// the provider to give it back) and `Err(Elapsed)` is returned.
+pub fn timeout<F: Future>(d: Duration, fut: F) -> Timeout<F> {
+    Timeout { fut, sleep: sleep(d) }
+}
+
+/// The future of [`timeout`].
+pub struct Timeout<F> {
+    fut: F,
+    sleep: Sleep,
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: structural pinning of both fields; neither is moved.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `fut` is pinned because `self` is.
+        if let Poll::Ready(v) = unsafe { Pin::new_unchecked(&mut this.fut) }.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        // SAFETY: `sleep` is pinned because `self` is.
+        match unsafe { Pin::new_unchecked(&mut this.sleep) }.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Raw FFI for the wsk runtime: the NT kernel routines and structures it uses ([`nt`]), the Winsock Kernel
+//! types, dispatch tables and NETIO.SYS imports ([`wsk`]), and socket addresses ([`inet`]).
+//!
+//! On `x86_64-pc-windows-gnu` the imports bind to `ntoskrnl.exe` and `NETIO.SYS` with `raw-dylib`, so a
+//! driver's import table names nothing else. On any other target they are plain symbols, which the host
+//! test kernel `wsk-sim` defines, so the runtime and generated code link against it unchanged.
+#![no_std]
+
+pub mod inet;
+pub mod nt;
+pub mod wsk;
+
+pub use inet::*;
+pub use nt::*;
+pub use wsk::*;

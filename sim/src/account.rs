@@ -1,0 +1,263 @@
+//! Accounting: what is alive right now ([`counts`]) and which rules the client broke ([`violations`]).
+//!
+//! Each kernel object keeps its own table (pool in [`crate::kernel::pool`], IRPs in [`crate::kernel::irp`],
+//! ...); [`counts`] reads them all at one moment. A violation is recorded where it is detected, with a
+//! [`Rule`] to match on and a message that says what went wrong and what Windows would have done.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::sync::lock;
+
+/// A snapshot of everything the simulation is holding for the client.
+///
+/// The fields named in [`Counts::leaks`] must be zero when a well-behaved client has shut down.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counts {
+    /// Pool allocations not freed yet.
+    pub pool_live_allocations: u64,
+    /// Bytes in those allocations.
+    pub pool_live_bytes: u64,
+    /// Pool allocations made since the reset (including failed ones).
+    pub pool_total_allocations: u64,
+    /// Pool allocations that failed because a fault was injected.
+    pub pool_failed_allocations: u64,
+    /// IRPs allocated and not freed.
+    pub irps_live: u64,
+    /// IRPs the provider holds: handed to a provider call and not completed yet.
+    pub irps_pending: u64,
+    /// IRPs allocated since the reset.
+    pub irps_total: u64,
+    /// `MmBuildMdlForNonPagedPool` calls since the reset.
+    pub mdls_built: u64,
+    /// WSK sockets created and not closed.
+    pub sockets_open: u64,
+    /// WSK sockets created since the reset (accepted ones included).
+    pub sockets_total: u64,
+    /// System threads (PsCreateSystemThread) still running.
+    pub threads_live: u64,
+    /// Thread handles not closed with ZwClose.
+    pub thread_handles_open: u64,
+    /// Provider worker threads still running (they serve pending operations and deferred completions).
+    pub workers_live: u64,
+    /// WskCaptureProviderNPI calls not matched by WskReleaseProviderNPI.
+    pub npi_captured: u64,
+    /// WskRegister calls not matched by WskDeregister.
+    pub registered: u64,
+    /// Data indications the client kept (returned STATUS_PENDING from a receive event) and has not released.
+    pub indications_held: u64,
+    /// Provider calls made since the reset (every dispatch-table routine and the four NPI routines).
+    pub provider_calls: u64,
+    /// Violations recorded since the reset.
+    pub violations: u64,
+}
+
+impl Counts {
+    /// One line for each count that should be zero once the client has shut down, and is not.
+    #[must_use]
+    pub fn leaks(&self) -> Vec<String> {
+        let checks = [
+            ("pool allocations live", self.pool_live_allocations),
+            ("IRPs live", self.irps_live),
+            ("IRPs pending in the provider", self.irps_pending),
+            ("sockets open", self.sockets_open),
+            ("system threads running", self.threads_live),
+            ("thread handles open", self.thread_handles_open),
+            ("provider NPIs captured", self.npi_captured),
+            ("WSK registrations", self.registered),
+            ("data indications held", self.indications_held),
+        ];
+        checks
+            .iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|(what, n)| {
+                if *what == "pool allocations live" {
+                    format!("leak: {n} {what} ({} bytes; see kernel::pool::by_tag())", self.pool_live_bytes)
+                } else {
+                    format!("leak: {n} {what}")
+                }
+            })
+            .collect()
+    }
+}
+
+/// Reads every count now. Provider worker threads finish just after the completion they deliver, so a
+/// check right after a test's last completion should use [`settle`] first.
+#[must_use]
+pub fn counts() -> Counts {
+    let pool = crate::kernel::pool::totals();
+    let irps = crate::kernel::irp::totals();
+    let threads = crate::kernel::thread::totals();
+    let provider = crate::provider::totals();
+    Counts {
+        pool_live_allocations: pool.live_allocations,
+        pool_live_bytes: pool.live_bytes,
+        pool_total_allocations: pool.total_allocations,
+        pool_failed_allocations: pool.failed_allocations,
+        irps_live: irps.live,
+        irps_pending: irps.pending,
+        irps_total: irps.total,
+        mdls_built: MDLS_BUILT.load(Ordering::Relaxed),
+        sockets_open: provider.sockets_open,
+        sockets_total: provider.sockets_total,
+        threads_live: threads.running,
+        thread_handles_open: threads.handles,
+        workers_live: provider.workers_live,
+        npi_captured: provider.npi_captured,
+        registered: provider.registered,
+        indications_held: provider.indications_held,
+        provider_calls: PROVIDER_CALLS.load(Ordering::Relaxed),
+        violations: lock(&VIOLATIONS).len() as u64,
+    }
+}
+
+/// Waits (up to `limit`) until no provider worker thread is running and no IRP is pending, so that
+/// [`counts`] reflects a quiet system. Returns whether it got quiet.
+pub fn settle(limit: Duration) -> bool {
+    crate::sync::spin_until(limit, || {
+        let c = crate::provider::totals();
+        c.workers_live == 0 && crate::kernel::irp::totals().pending == 0
+    })
+}
+
+/// The rule a [`Violation`] broke. Names follow `shared/reference/wsk-rules.md` where it has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rule {
+    /// ExFreePoolWithTag of memory that is not a live pool allocation (double free or foreign pointer).
+    PoolBadFree,
+    /// ExFreePoolWithTag with a tag other than the one given at allocation.
+    PoolTagMismatch,
+    /// Paged pool requested above PASSIVE_LEVEL (or any allocation that may not happen there).
+    PoolAtDispatch,
+    /// An IRP pointer that IoAllocateIrp did not return (or that was already freed).
+    IrpUnknown,
+    /// A NULL IRP where the call needs one.
+    IrpNull,
+    /// IoFreeIrp of an IRP the provider still holds (Windows: memory corruption).
+    IrpFreedWhilePending,
+    /// IoReuseIrp of an IRP the provider still holds.
+    IrpReusedWhilePending,
+    /// An IRP handed to a second provider call while the first still holds it.
+    IrpSubmittedWhilePending,
+    /// A completed IRP handed to the provider again without IoReuseIrp first.
+    IrpNotReused,
+    /// No stack location left for the provider (IoAllocateIrp with too small a StackSize, or a bad IRP).
+    IrpNoStackLocation,
+    /// No completion routine for success, error and cancel on the next stack location.
+    IrpNoCompletionRoutine,
+    /// A completion routine returned something other than STATUS_MORE_PROCESSING_REQUIRED.
+    CompletionRoutineResult,
+    /// An MDL whose pages were never made addressable (MmBuildMdlForNonPagedPool missing).
+    MdlNotMapped,
+    /// MDL storage too small for the range it describes (MmInitializeMdl/MmSizeOfMdl not used).
+    MdlBadSize,
+    /// WSK_BUF.Offset + Length beyond what its MDL chain describes (Windows bugchecks).
+    WskBufOverrun,
+    /// A KEVENT that was never initialised, or was moved after KeInitializeEvent.
+    EventNotInitialized,
+    /// A blocking wait above PASSIVE_LEVEL (in a completion routine or event callback).
+    WaitAtDispatch,
+    /// A PASSIVE_LEVEL-only routine called from a completion routine or event callback.
+    PassiveOnly,
+    /// A handle that is not an open thread handle.
+    HandleUnknown,
+    /// WskRegister on a registration that is already registered.
+    RegisterTwice,
+    /// WskCaptureProviderNPI or WskReleaseProviderNPI on a registration that is not registered.
+    NotRegistered,
+    /// WskReleaseProviderNPI without a matching capture.
+    ReleaseWithoutCapture,
+    /// WskDeregister of a registration that is not registered (double deregister, or after a failed init).
+    DeregisterUnknown,
+    /// WskDeregister while NPIs are captured or sockets open (Windows blocks until they are released).
+    DeregisterBusy,
+    /// A provider call through a client that was never registered, is deregistered, or has no NPI captured.
+    ClientNotCaptured,
+    /// A WSK_SOCKET pointer the provider never returned.
+    SocketUnknown,
+    /// A call on a socket after WskCloseSocket.
+    UseAfterClose,
+    /// WskCloseSocket twice on one socket.
+    DoubleClose,
+    /// WskCloseSocket while another call on the socket is still in progress.
+    CloseDuringCall,
+    /// WskCloseSocket from the completion routine of an operation on the same socket (a use-after-free in
+    /// Wine's netio).
+    CloseFromCompletion,
+    /// WskCloseSocket from inside an event callback of the same socket (close waits for the callback).
+    CloseFromCallback,
+    /// A call the socket's category or state does not allow.
+    WrongSocketState,
+    /// A second WskAccept on a listener while one is pending (hangs Windows).
+    ParallelAccept,
+    /// WskConnect (or WskListen) before WskBind.
+    ConnectBeforeBind,
+    /// SO_EXCLUSIVEADDRUSE or IPV6_V6ONLY set after bind.
+    OptionAfterBind,
+    /// SO_WSK_EVENT_CALLBACK before bind (listen, datagram) or connect (connection).
+    EventsTooEarly,
+    /// A SOCKADDR whose family or size does not match the socket.
+    BadAddress,
+    /// A reserved flags argument that is not zero, or an unknown flag.
+    ReservedFlags,
+    /// WskSocket with protocol 0 or a type/protocol/category that do not go together.
+    BadSocketParameters,
+    /// Data indications kept past WskCloseSocket without WskRelease.
+    IndicationNotReleased,
+    /// Something the simulation itself got wrong; please report it.
+    Internal,
+}
+
+/// One broken rule, with what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which rule.
+    pub rule: Rule,
+    /// What the client did, and what Windows would have done.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "violation {:?}: {}", self.rule, self.message)
+    }
+}
+
+static VIOLATIONS: Mutex<Vec<Violation>> = Mutex::new(Vec::new());
+static PROVIDER_CALLS: AtomicU64 = AtomicU64::new(0);
+static MDLS_BUILT: AtomicU64 = AtomicU64::new(0);
+
+/// Every violation recorded since the last reset, oldest first.
+#[must_use]
+pub fn violations() -> Vec<Violation> {
+    lock(&VIOLATIONS).clone()
+}
+
+/// Like [`violations`], and forgets them (for tests that provoke a violation on purpose and go on).
+pub fn take_violations() -> Vec<Violation> {
+    std::mem::take(&mut *lock(&VIOLATIONS))
+}
+
+/// Records a broken rule.
+pub(crate) fn violation(rule: Rule, message: String) {
+    crate::log::note(&format!("VIOLATION {rule:?}: {message}"));
+    lock(&VIOLATIONS).push(Violation { rule, message });
+}
+
+pub(crate) fn provider_call() {
+    PROVIDER_CALLS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn mdl_built() {
+    MDLS_BUILT.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn reset() {
+    lock(&VIOLATIONS).clear();
+    PROVIDER_CALLS.store(0, Ordering::Relaxed);
+    MDLS_BUILT.store(0, Ordering::Relaxed);
+}

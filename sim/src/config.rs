@@ -1,0 +1,171 @@
+//! How the provider behaves: when it completes IRPs, whether pending IRPs can be cancelled, and which
+//! platform's quirks it imitates.
+//!
+//! [`Config::windows`] (the default) behaves like Windows: a call that can finish at once completes its IRP
+//! inline and returns the real status; one that cannot returns STATUS_PENDING and completes later; pending
+//! IRPs carry a cancel routine, so IoCancelIrp completes them with STATUS_CANCELLED. [`Config::wine`]
+//! reproduces Wine 8's netio.sys (see `shared/reference/wine.md`). Per-call overrides come from the fault
+//! plan ([`crate::faults::Fault::Complete`]).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::sync::lock;
+
+/// How the provider finishes a call whose result is known at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Completion {
+    /// Complete the IRP before returning and return the same status (Windows' fast path).
+    Inline,
+    /// Return STATUS_PENDING and complete the IRP shortly after on another thread (Windows' slow path).
+    Deferred,
+    /// Complete the IRP inline, then return STATUS_PENDING whatever the status was (Wine's WskBind,
+    /// WskAccept, WskSend, WskReceive).
+    PendingAfterComplete,
+    /// Complete the IRP inline; return STATUS_PENDING on success and the status itself on failure (Wine's
+    /// WskSocket and WskCloseSocket).
+    PendingOnSuccess,
+}
+
+/// The provider's behaviour. Set it with [`configure`]; [`crate::reset`] restores [`Config::windows`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Completion of calls whose result is known at once.
+    pub completion: Completion,
+    /// Per-call completion, overriding [`Config::completion`] for the named routines.
+    pub completion_for: Vec<(&'static str, Completion)>,
+    /// Pending IRPs carry a cancel routine, so IoCancelIrp completes them (Windows). Without it (Wine), only
+    /// WskCloseSocket gets a pending IRP back.
+    pub cancel_routines: bool,
+    /// How long a [`Completion::Deferred`] completion waits on its worker thread.
+    pub defer_delay: Duration,
+    /// Routines that return STATUS_NOT_IMPLEMENTED without completing their IRP (Wine's stubs).
+    pub stubs: Vec<&'static str>,
+    /// Socket categories WskSocket accepts, as a set of `1 << WSK_FLAG_*` bits (bit 0 is the basic socket).
+    pub socket_kinds: u32,
+    /// IPv6 addresses work. Wine's WskBind copies 16 bytes of address, so IPv6 binds fail there.
+    pub ipv6: bool,
+    /// Chained MDLs (`Mdl->Next`) are accepted in a WSK_BUF. Wine completes such calls with
+    /// STATUS_UNSUCCESSFUL.
+    pub chained_mdls: bool,
+    /// At most this many pending operations per socket (Wine: 10, after which calls fail with
+    /// STATUS_UNSUCCESSFUL).
+    pub max_pending_per_socket: Option<usize>,
+    /// WskCloseSocket on a connection without a WskDisconnect first resets it (Windows: close is abortive
+    /// unless WskDisconnect came first). Wine closes gracefully.
+    pub abortive_close: bool,
+    /// Bytes of a SOCKADDR that WskAccept writes back (Wine copies 16, so IPv6 addresses are cut short);
+    /// `None` writes the whole address.
+    pub accept_address_bytes: Option<usize>,
+    /// How long WskDeregister waits for NPIs to be released and sockets closed before it records
+    /// [`crate::Rule::DeregisterBusy`] (Windows would wait forever).
+    pub deregister_wait: Duration,
+    /// Record [`crate::Rule::CloseFromCompletion`] when a socket is closed from the completion routine of one
+    /// of its own operations (legal on Windows, a use-after-free under Wine).
+    pub flag_close_from_completion: bool,
+    /// Record [`crate::Rule::MdlNotMapped`] for MDLs that MmBuildMdlForNonPagedPool never saw.
+    pub require_mapped_mdls: bool,
+}
+
+impl Config {
+    /// Windows' behaviour (the default).
+    #[must_use]
+    pub fn windows() -> Self {
+        Self {
+            completion: Completion::Inline,
+            completion_for: Vec::new(),
+            cancel_routines: true,
+            defer_delay: Duration::from_millis(1),
+            stubs: Vec::new(),
+            socket_kinds: 0b1_1111, // basic, listen, connection, datagram, stream
+            ipv6: true,
+            chained_mdls: true,
+            max_pending_per_socket: None,
+            abortive_close: true,
+            accept_address_bytes: None,
+            deregister_wait: Duration::from_millis(500),
+            flag_close_from_completion: true,
+            require_mapped_mdls: true,
+        }
+    }
+
+    /// Wine 8.0's netio.sys: completes inline and returns STATUS_PENDING, never cancels, answers the
+    /// unimplemented routines with STATUS_NOT_IMPLEMENTED without completing the IRP, supports only listen
+    /// and connection sockets over IPv4, at most 10 pending operations per socket, graceful close.
+    #[must_use]
+    pub fn wine() -> Self {
+        Self {
+            completion: Completion::PendingAfterComplete,
+            completion_for: vec![
+                ("WskSocket", Completion::PendingOnSuccess),
+                ("WskCloseSocket", Completion::PendingOnSuccess),
+            ],
+            cancel_routines: false,
+            stubs: vec![
+                "WskSocketConnect",
+                "WskControlClient",
+                "WskGetNameInfo",
+                "WskControlSocket",
+                "WskInspectComplete",
+                "WskGetLocalAddress",
+                "WskGetRemoteAddress",
+                "WskDisconnect",
+                "WskRelease",
+                "WskConnectEx",
+            ],
+            socket_kinds: 0b0_0110, // listen, connection
+            ipv6: false,
+            chained_mdls: false,
+            max_pending_per_socket: Some(10),
+            abortive_close: false,
+            accept_address_bytes: Some(16),
+            ..Self::windows()
+        }
+    }
+
+    /// The completion mode for one routine.
+    #[must_use]
+    pub fn completion_of(&self, call: &str) -> Completion {
+        self.completion_for.iter().find(|(name, _)| *name == call).map_or(self.completion, |(_, c)| *c)
+    }
+
+    /// Whether WskSocket accepts this WSK_FLAG_* category.
+    #[must_use]
+    pub fn supports_kind(&self, flag: u32) -> bool {
+        let bit = if flag == 0 { 1 } else { flag << 1 };
+        self.socket_kinds & bit != 0
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::windows()
+    }
+}
+
+static CONFIG: Mutex<Option<Config>> = Mutex::new(None);
+
+/// Replaces the provider's configuration (takes effect for the next call).
+pub fn configure(config: Config) {
+    *lock(&CONFIG) = Some(config);
+}
+
+/// The configuration in force.
+#[must_use]
+pub fn current() -> Config {
+    lock(&CONFIG).clone().unwrap_or_default()
+}
+
+/// Reads one setting without cloning the whole configuration.
+pub(crate) fn with<R>(f: impl FnOnce(&Config) -> R) -> R {
+    let guard = lock(&CONFIG);
+    match guard.as_ref() {
+        Some(config) => f(config),
+        None => f(&Config::windows()),
+    }
+}
+
+pub(crate) fn reset() {
+    *lock(&CONFIG) = None;
+}

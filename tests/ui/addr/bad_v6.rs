@@ -1,0 +1,4 @@
+#[wsk::wsk_endpoint(kind = "listen", addr = "[fe80::1::2]:8080")]
+struct Endpoint;
+
+fn main() {}

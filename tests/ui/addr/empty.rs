@@ -1,0 +1,4 @@
+#[wsk::wsk_endpoint(kind = "listen", addr = "")]
+struct Endpoint;
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[wsk::wsk_endpoint(kind = "listen")]
+struct Endpoint;
+
+fn main() {}

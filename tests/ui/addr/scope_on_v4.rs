@@ -1,0 +1,4 @@
+#[wsk::wsk_endpoint(kind = "listen", addr = "127.0.0.1%3:8080")]
+struct Endpoint;
+
+fn main() {}

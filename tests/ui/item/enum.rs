@@ -1,0 +1,6 @@
+#[wsk::wsk_endpoint(kind = "listen", addr = "0.0.0.0:8080")]
+enum Endpoint {
+    A,
+}
+
+fn main() {}

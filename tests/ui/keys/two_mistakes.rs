@@ -1,0 +1,4 @@
+#[wsk::wsk_endpoint(kind = "listen", addr = "0.0.0.0:99999", max_connections = 0)]
+struct Endpoint;
+
+fn main() {}

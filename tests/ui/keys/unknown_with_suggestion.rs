@@ -1,0 +1,4 @@
+#[wsk::wsk_endpoint(kind = "listen", adr = "0.0.0.0:80")]
+struct Endpoint;
+
+fn main() {}

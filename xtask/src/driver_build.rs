@@ -1,0 +1,284 @@
+//! `cargo xtask build`: cross-build a driver crate into a `.sys` and check that Windows would load it.
+//!
+//! Wine loads a driver that imports KERNEL32.dll or msvcrt.dll (winedevice.exe is a user process), but
+//! Windows refuses it; such imports creep in silently (libgcc_eh's unwinder, for one). So every build
+//! checks the PE import table and subsystem and fails on anything a kernel image must not have.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::setup::RUST_TARGET;
+use crate::util::{self, bail, Paths, Result};
+
+/// The DLLs a kernel driver may import (compared case-insensitively).
+pub const ALLOWED_IMPORTS: &[&str] = &["ntoskrnl.exe", "NETIO.SYS", "HAL.dll"];
+
+/// The PE subsystem value of a native (kernel) image.
+pub const SUBSYSTEM_NATIVE: u32 = 1;
+
+/// The package `cargo xtask build` builds when none is named.
+pub const DEFAULT_PACKAGE: &str = "http-listener";
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// The cargo package of the driver.
+    pub package: String,
+    /// Release profile (the default) or dev.
+    pub release: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions { package: DEFAULT_PACKAGE.to_owned(), release: true }
+    }
+}
+
+/// A built and checked driver image.
+#[derive(Clone, Debug)]
+pub struct BuiltDriver {
+    /// The driver's name: the crate name (`-` replaced by `_`); also its Wine service name.
+    pub name: String,
+    /// `target/sys/<name>.sys`.
+    pub sys: PathBuf,
+}
+
+/// Builds `opts.package` for [`RUST_TARGET`], copies the DLL to `target/sys/<name>.sys`, prints its imports and
+/// checks it with [`check_kernel_image`].
+///
+/// # Errors
+/// If cargo fails, the DLL is not where expected, objdump fails, or the image check finds a problem.
+pub fn build(paths: &Paths, opts: &BuildOptions) -> Result<BuiltDriver> {
+    let mut cmd = util::cargo();
+    cmd.current_dir(&paths.root).args(["build", "-p", &opts.package, "--target", RUST_TARGET]);
+    if opts.release {
+        cmd.arg("--release");
+    }
+    util::run(&mut cmd)?;
+
+    let name = opts.package.replace('-', "_");
+    let profile = if opts.release { "release" } else { "debug" };
+    let dll = paths.target.join(RUST_TARGET).join(profile).join(format!("{name}.dll"));
+    if !dll.is_file() {
+        bail!(
+            "build: {} not found; is `{}` a cdylib crate (crate-type = [\"cdylib\"])?",
+            dll.display(),
+            opts.package
+        );
+    }
+    let sys_dir = paths.target.join("sys");
+    fs::create_dir_all(&sys_dir)?;
+    let sys = sys_dir.join(format!("{name}.sys"));
+    fs::copy(&dll, &sys)?;
+    check_file(&sys)?;
+    println!("build: {} is a valid kernel image", sys.display());
+    Ok(BuiltDriver { name, sys })
+}
+
+/// Runs `objdump -p` on `sys`, prints its subsystem and imports, and checks them with [`check_kernel_image`].
+///
+/// # Errors
+/// If objdump fails or the image is not a clean kernel image.
+pub fn check_file(sys: &std::path::Path) -> Result<PeInfo> {
+    let text = util::stdout_of(Command::new("x86_64-w64-mingw32-objdump").arg("-p").arg(sys))?;
+    let info = parse_objdump(&text);
+    println!("{}: subsystem {}", sys.display(), info.subsystem.map_or("?".to_owned(), |s| s.to_string()));
+    for dll in &info.imports {
+        println!("  imports {} ({} functions): {}", dll.name, dll.functions.len(), dll.functions.join(" "));
+    }
+    if let Err(problems) = check_kernel_image(&info) {
+        bail!("{} is not a valid kernel driver image:\n  {}", sys.display(), problems.join("\n  "));
+    }
+    Ok(info)
+}
+
+/// The parts of `objdump -p` output the check needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeInfo {
+    /// The `Subsystem` field, if objdump printed one.
+    pub subsystem: Option<u32>,
+    /// The import table, in file order.
+    pub imports: Vec<ImportedDll>,
+}
+
+/// One DLL of the import table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportedDll {
+    /// The DLL name as written in the image.
+    pub name: String,
+    /// The imported functions (names, or `<none>`/ordinals as objdump prints them).
+    pub functions: Vec<String>,
+}
+
+/// Parses the output of `x86_64-w64-mingw32-objdump -p`.
+///
+/// Tolerant by design: lines it does not understand are skipped. Every `DLL Name:` line (import or delay-import
+/// table) starts a DLL; the indented `vma hint name` lines up to the next blank line are its functions.
+pub fn parse_objdump(text: &str) -> PeInfo {
+    let mut info = PeInfo::default();
+    let mut in_dll = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let mut words = trimmed.split_whitespace();
+        let first = words.next();
+        if first == Some("Subsystem") {
+            info.subsystem = words.next().and_then(|v| u32::from_str_radix(v, 16).ok());
+            continue;
+        }
+        if let Some(name) = trimmed.strip_prefix("DLL Name:") {
+            info.imports.push(ImportedDll { name: name.trim().to_owned(), functions: Vec::new() });
+            in_dll = true;
+            continue;
+        }
+        if !in_dll {
+            continue;
+        }
+        if trimmed.is_empty() {
+            in_dll = false;
+            continue;
+        }
+        // "81a0	  523  WskCaptureProviderNPI": vma (hex), hint (decimal), name.
+        let cols: Vec<&str> = trimmed.split_whitespace().collect();
+        let is_entry = cols.len() >= 3 && cols[0].chars().all(|c| c.is_ascii_hexdigit());
+        if let (true, Some(dll)) = (is_entry, info.imports.last_mut()) {
+            dll.functions.push(cols[2..].join(" "));
+        }
+    }
+    info
+}
+
+/// Checks that a parsed image is a native image importing only [`ALLOWED_IMPORTS`].
+///
+/// # Errors
+/// Every problem found, one sentence each.
+pub fn check_kernel_image(info: &PeInfo) -> std::result::Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    match info.subsystem {
+        Some(SUBSYSTEM_NATIVE) => {}
+        Some(other) => problems.push(format!(
+            "subsystem is {other}, not native ({SUBSYSTEM_NATIVE}): link with -Wl,--subsystem,native"
+        )),
+        None => problems.push("objdump printed no Subsystem field: is this a PE image?".to_owned()),
+    }
+    for dll in &info.imports {
+        if !ALLOWED_IMPORTS.iter().any(|a| a.eq_ignore_ascii_case(&dll.name)) {
+            problems.push(format!(
+                "imports {} ({}); a driver may import only {}",
+                dll.name,
+                dll.functions.join(", "),
+                ALLOWED_IMPORTS.join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trimmed `objdump -p` output of a good driver (the Wine spike).
+    const GOOD: &str = "\
+Characteristics 0x22
+	executable
+	large address aware
+
+Magic			020b	(PE32+)
+MajorSubsystemVersion	5
+MinorSubsystemVersion	2
+Subsystem		00000001	(NT native)
+DllCharacteristics	00000160
+
+The Data Directory
+Entry 1 0000000000008000 00000380 Import Directory [parts of .idata]
+Entry d 0000000000000000 00000000 Delay Import Directory
+
+There is an import table in .idata at 0x180008000
+
+The Import Tables (interpreted .idata section contents)
+ vma:            Hint    Time      Forward  DLL       First
+                 Table   Stamp     Chain    Name      Thunk
+ 00008000	00008040 00000000 00000000 00008324 000080f0
+
+	DLL Name: NETIO.SYS
+	vma:  Hint/Ord Member-Name Bound-To
+	81a0	  523  WskCaptureProviderNPI
+	81b8	  524  WskDeregister
+
+ 00008014	00008068 00000000 00000000 00008370 00008118
+
+	DLL Name: ntoskrnl.exe
+	vma:  Hint/Ord Member-Name Bound-To
+	81ee	   66  DbgPrint
+	81fa	  119  ExAllocatePoolWithTag
+
+ 00008028	00000000 00000000 00000000 00000000 00000000
+
+There is an export table in .edata at 0x180009000
+";
+
+    /// A driver that pulled in libgcc_eh: Wine loads it, Windows does not.
+    const LEAKY: &str = "\
+Subsystem		00000001	(NT native)
+	DLL Name: ntoskrnl.exe
+	vma:  Hint/Ord Member-Name Bound-To
+	81ee	   66  DbgPrint
+
+	DLL Name: KERNEL32.dll
+	vma:  Hint/Ord Member-Name Bound-To
+	8300	 1234  RtlUnwindEx
+	8310	 1100  RaiseException
+
+	DLL Name: msvcrt.dll
+	vma:  Hint/Ord Member-Name Bound-To
+	8400	   10  abort
+";
+
+    #[test]
+    fn parses_subsystem_and_imports() {
+        let info = parse_objdump(GOOD);
+        assert_eq!(info.subsystem, Some(1));
+        assert_eq!(info.imports.len(), 2);
+        assert_eq!(info.imports[0].name, "NETIO.SYS");
+        assert_eq!(info.imports[0].functions, ["WskCaptureProviderNPI", "WskDeregister"]);
+        assert_eq!(info.imports[1].name, "ntoskrnl.exe");
+        assert_eq!(info.imports[1].functions, ["DbgPrint", "ExAllocatePoolWithTag"]);
+        assert_eq!(check_kernel_image(&info), Ok(()));
+    }
+
+    #[test]
+    fn rejects_user_mode_imports() {
+        let info = parse_objdump(LEAKY);
+        let Err(problems) = check_kernel_image(&info) else {
+            unreachable!("KERNEL32.dll and msvcrt.dll must be rejected");
+        };
+        assert_eq!(problems.len(), 2);
+        assert!(problems[0].contains("KERNEL32.dll") && problems[0].contains("RtlUnwindEx"));
+        assert!(problems[1].contains("msvcrt.dll") && problems[1].contains("abort"));
+    }
+
+    #[test]
+    fn allowed_imports_are_case_insensitive() {
+        let info = parse_objdump("Subsystem 00000001 (NT native)\n\tDLL Name: netio.sys\n\tDLL Name: hal.DLL\n");
+        assert_eq!(check_kernel_image(&info), Ok(()));
+    }
+
+    #[test]
+    fn rejects_console_subsystem_and_missing_field() {
+        let console = parse_objdump("Subsystem\t\t00000003\t(Windows CUI)\n");
+        assert!(matches!(check_kernel_image(&console), Err(p) if p.len() == 1 && p[0].contains("subsystem is 3")));
+        let nothing = parse_objdump("not objdump output\n");
+        assert!(check_kernel_image(&nothing).is_err());
+    }
+
+    #[test]
+    fn subsystem_version_lines_are_not_the_subsystem() {
+        let info = parse_objdump("MajorSubsystemVersion\t5\nSubsystem\t00000001\t(NT native)\n");
+        assert_eq!(info.subsystem, Some(1));
+    }
+}

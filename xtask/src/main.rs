@@ -1,0 +1,301 @@
+//! `cargo xtask`: the project's automation. Sets up the machine, cross-builds drivers into `.sys` images and
+//! checks them, runs them under Wine, tests everything, benchmarks the sample driver.
+//!
+//! Run `cargo xtask help` for the commands.
+
+mod bench;
+mod driver_build;
+mod setup;
+mod test_suite;
+mod unload;
+mod util;
+mod wine;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use driver_build::BuildOptions;
+use util::{bail, Paths, Result};
+use wine::{DriverSpec, Session, WineEnv};
+
+/// The port the sample driver listens on.
+const DEFAULT_PORT: u16 = 8080;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  setup                 install what is missing (apt-get as root: wine, mingw-w64, curl, wrk, valgrind;
+                        rustup target x86_64-pc-windows-gnu); changes nothing if all is there
+  build                 cross-build the driver to target/sys/<name>.sys and check its imports/subsystem
+  serve                 build, start a Wine session and load the driver; leaves it answering on 127.0.0.1:8080
+  stop                  unload the driver (its DriverUnload runs), print its final log lines, end the session
+  demo                  setup + build + serve, then curl GET / and GET /stats, then stop; 0 only if GET / was 200
+  test                  all tests: cargo test --workspace, the Wine end-to-end tests against the driver (and its
+                        unload counters), the sim-based tests under valgrind
+  valgrind              only the valgrind phase of `test`
+  bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
+                        target/bench.json
+  help                  this text
+
+options:
+  -p, --package PKG     driver package (build, serve, demo, test, bench; default http-listener)
+  --debug               dev profile instead of release (build, serve, demo, test, bench)
+  --release             release profile (the default)
+  --no-host             test: skip `cargo test --workspace`
+  --no-valgrind         test: skip the valgrind phase
+  --duration SECS       bench: seconds per wrk run (default 5)
+  --sys PATH            serve/demo/test/bench: load this prebuilt .sys instead of building (still checked)
+  --name NAME           service name for --sys (default: the file name without .sys)
+  --port N              the TCP port the driver answers on (default 8080)
+
+environment:
+  WSK_WINEPREFIX        Wine prefix (default target/wine/prefix)
+  WSK_E2E_IDLE_SECS     the driver's idle timeout the Wine tests expect (default 5)";
+
+/// Which driver a command works on: a package to build, or a prebuilt image.
+#[derive(Clone, Debug)]
+pub struct DriverArgs {
+    /// The cargo package to build.
+    pub build: BuildOptions,
+    /// A prebuilt `.sys` to use instead of building.
+    pub sys: Option<PathBuf>,
+    /// The service name for `sys`.
+    pub name: Option<String>,
+    /// The port the driver answers on.
+    pub port: u16,
+}
+
+/// Builds (or takes the prebuilt) driver and checks its image; returns what to load.
+///
+/// # Errors
+/// If the build or the image check fails.
+pub fn resolve_driver(paths: &Paths, args: &DriverArgs) -> Result<DriverSpec> {
+    match &args.sys {
+        Some(sys) => {
+            driver_build::check_file(sys)?;
+            let name = match &args.name {
+                Some(n) => n.clone(),
+                None => sys.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                bail!("bad service name {name:?}: use letters, digits, _ and -");
+            }
+            Ok(DriverSpec { name, sys: sys.clone(), port: args.port })
+        }
+        None => {
+            let built = driver_build::build(paths, &args.build)?;
+            Ok(DriverSpec { name: built.name, sys: built.sys, port: args.port })
+        }
+    }
+}
+
+enum Cmd {
+    Setup,
+    Build,
+    Serve,
+    Stop,
+    Demo,
+    Test,
+    Valgrind,
+    Bench,
+    Help,
+}
+
+struct Args {
+    cmd: Cmd,
+    driver: DriverArgs,
+    host: bool,
+    valgrind: bool,
+    duration: u32,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
+    let cmd = match it.next().as_deref() {
+        Some("setup") => Cmd::Setup,
+        Some("build") => Cmd::Build,
+        Some("serve") => Cmd::Serve,
+        Some("stop") => Cmd::Stop,
+        Some("demo") => Cmd::Demo,
+        Some("test") => Cmd::Test,
+        Some("valgrind") => Cmd::Valgrind,
+        Some("bench") => Cmd::Bench,
+        Some("help" | "-h" | "--help") | None => Cmd::Help,
+        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
+    };
+    let mut args = Args {
+        cmd,
+        driver: DriverArgs { build: BuildOptions::default(), sys: None, name: None, port: DEFAULT_PORT },
+        host: true,
+        valgrind: true,
+        duration: 5,
+    };
+    let takes_driver = matches!(args.cmd, Cmd::Build | Cmd::Serve | Cmd::Demo | Cmd::Test | Cmd::Bench);
+    let loads_driver = takes_driver && !matches!(args.cmd, Cmd::Build);
+    while let Some(flag) = it.next() {
+        let mut value = |what: &str| it.next().ok_or_else(|| util::Error::msg(format!("`{flag}` needs {what}")));
+        match flag.as_str() {
+            "-p" | "--package" if takes_driver => args.driver.build.package = value("a package name")?,
+            "--release" if takes_driver => args.driver.build.release = true,
+            "--debug" if takes_driver => args.driver.build.release = false,
+            "--sys" if loads_driver => args.driver.sys = Some(PathBuf::from(value("a path")?)),
+            "--name" if loads_driver => args.driver.name = Some(value("a service name")?),
+            "--port" if loads_driver => {
+                let v = value("a port")?;
+                args.driver.port = v.parse().map_err(|_| util::Error::msg(format!("bad port `{v}`")))?;
+            }
+            "--no-host" if matches!(args.cmd, Cmd::Test) => args.host = false,
+            "--valgrind" if matches!(args.cmd, Cmd::Test) => args.valgrind = true,
+            "--no-valgrind" if matches!(args.cmd, Cmd::Test) => args.valgrind = false,
+            "--duration" if matches!(args.cmd, Cmd::Bench) => {
+                let v = value("seconds")?;
+                args.duration = v.parse().ok().filter(|&d| d > 0).ok_or_else(|| util::Error::msg(format!("bad duration `{v}`")))?;
+            }
+            _ => bail!("unknown option `{flag}` for this command\n\n{USAGE}"),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let start = Instant::now();
+    let result = parse_args(std::env::args().skip(1)).and_then(|args| run(&Paths::discover(), args));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("(after {})", util::secs(start.elapsed()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(paths: &Paths, args: Args) -> Result<()> {
+    match args.cmd {
+        Cmd::Help => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Cmd::Setup => setup::ensure(&paths.root),
+        Cmd::Build => {
+            setup::check(&paths.root)?;
+            driver_build::build(paths, &args.driver.build).map(drop)
+        }
+        Cmd::Serve => serve(paths, &args.driver).map(drop),
+        Cmd::Stop => stop(paths),
+        Cmd::Demo => demo(paths, &args.driver),
+        Cmd::Test => test_suite::run(
+            paths,
+            &test_suite::TestOptions { host: args.host, valgrind: args.valgrind, driver: args.driver },
+        ),
+        Cmd::Valgrind => {
+            setup::check(&paths.root)?;
+            test_suite::valgrind(paths).map(|s| println!("valgrind: {s}"))
+        }
+        Cmd::Bench => bench(paths, &args.driver, args.duration),
+    }
+}
+
+fn serve(paths: &Paths, driver: &DriverArgs) -> Result<Session> {
+    setup::check(&paths.root)?;
+    let spec = resolve_driver(paths, driver)?;
+    let env = WineEnv::new(paths);
+    let session = wine::serve(&env, std::slice::from_ref(&spec))?;
+    println!("serving: http://127.0.0.1:{}/  (driver {}, log {})", spec.port, spec.name, env.log.display());
+    println!("stop with: cargo xtask stop");
+    Ok(session)
+}
+
+fn stop(paths: &Paths) -> Result<()> {
+    let env = WineEnv::new(paths);
+    let Some(session) = Session::attach(&env) else {
+        println!("stop: no session recorded in {}; ending any Wine server of the prefix anyway", env.state.display());
+        return env.kill_server();
+    };
+    let report = session.stop()?;
+    test_suite::print_stop_report(&report);
+    match &report.unload {
+        Some((line, _)) => println!("final counters: {line}"),
+        None => println!("final counters: the driver logged no `unload complete:` line"),
+    }
+    println!("stop: session ended");
+    Ok(())
+}
+
+fn demo(paths: &Paths, driver: &DriverArgs) -> Result<()> {
+    setup::ensure(&paths.root)?;
+    let session = serve(paths, driver)?;
+    let base = format!("http://127.0.0.1:{}", driver.port);
+    let root = curl(&format!("{base}/"));
+    let stats = curl(&format!("{base}/stats"));
+    let report = session.stop()?;
+    test_suite::print_stop_report(&report);
+    if let Some((line, _)) = &report.unload {
+        println!("final counters: {line}");
+    }
+    let root = root?;
+    stats?;
+    let status_line = root.lines().next().unwrap_or("").trim();
+    if status_line.split_whitespace().nth(1) != Some("200") {
+        bail!("demo: GET / answered `{status_line}`, not 200");
+    }
+    println!("demo: GET / answered `{status_line}`: the driver works");
+    Ok(())
+}
+
+/// `curl -sS -i URL`, printed; returns the answer.
+fn curl(url: &str) -> Result<String> {
+    println!("\n$ curl -sS -i {url}");
+    let out = util::stdout_of(Command::new("curl").args(["-sS", "-i", "--max-time", "10", url]))?;
+    println!("{}", out.replace('\r', ""));
+    Ok(out)
+}
+
+fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
+    let mut session = serve(paths, driver)?;
+    let result = bench::run(&mut session, driver.port, secs, &paths.target.join("bench.json"));
+    let report = session.stop()?;
+    test_suite::print_stop_report(&report);
+    if let Some((line, _)) = &report.unload {
+        println!("final counters: {line}");
+    }
+    result.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driver_build::DEFAULT_PACKAGE;
+
+    fn parse(s: &str) -> Result<Args> {
+        parse_args(s.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn parses_commands_and_options() {
+        let a = parse("build -p foo --debug").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(matches!(a.cmd, Cmd::Build));
+        assert_eq!(a.driver.build.package, "foo");
+        assert!(!a.driver.build.release);
+
+        let a = parse("serve --sys /tmp/x.sys --port 18080").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(a.driver.sys, Some(PathBuf::from("/tmp/x.sys")));
+        assert_eq!(a.driver.port, 18080);
+        assert_eq!(a.driver.build.package, DEFAULT_PACKAGE);
+
+        let a = parse("test --no-valgrind").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(!a.valgrind && a.host);
+        assert!(matches!(parse("").map(|a| a.cmd), Ok(Cmd::Help)));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(parse("frobnicate").is_err());
+        assert!(parse("build --sys x.sys").is_err());
+        assert!(parse("stop -p foo").is_err());
+        assert!(parse("serve --port").is_err());
+        assert!(parse("serve --port 99999").is_err());
+        assert!(parse("bench --duration 0").is_err());
+    }
+}

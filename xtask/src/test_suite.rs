@@ -1,0 +1,291 @@
+//! `cargo xtask test`: every test of the project, host and Wine, with one summary at the end.
+//!
+//! Phases, in order (a failing phase does not stop the later ones, except that the Wine phase needs the
+//! driver build):
+//! 1. tool check: Wine, mingw, curl, valgrind present, or a loud failure;
+//! 2. host: `cargo test --workspace` (unit, trybuild UI, sim-based), with `WSK_SKIP_WINE=1` so the Wine test
+//!    file, which is part of the workspace, does not fail there for lack of a server; it runs in phase 4;
+//! 3. driver build with the import check;
+//! 4. Wine end to end: the driver loaded in a Wine session, `cargo test -p wsk-tests --test wine_e2e` against it
+//!    with `WSK_E2E_ADDR`, then `sc stop` and the runtime's unload counters must show nothing left behind;
+//! 5. valgrind: the sim-based host test binaries under `valgrind --leak-check=full --error-exitcode=1`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::unload::UnloadCounters;
+use crate::util::{self, bail, Paths, Result};
+use crate::wine::{self, DriverSpec, StopReport, WineEnv};
+use crate::{setup, DriverArgs};
+
+/// The package holding the Wine end-to-end tests, and its test target.
+pub const E2E_PACKAGE: &str = "wsk-tests";
+/// The test target (tests/tests/wine_e2e.rs).
+pub const E2E_TEST: &str = "wine_e2e";
+
+/// Packages whose test binaries run under valgrind (the host implementation of the kernel and WSK provider
+/// and everything tested over it).
+pub const VALGRIND_PACKAGES: &[&str] = &["wsk", "wsk-sim", "wsk-tests", "http-listener"];
+/// Test targets never run under valgrind: the Wine tests (they need a server) and trybuild (it runs rustc).
+pub const VALGRIND_SKIP_TARGETS: &[&str] = &["wine_e2e", "ui", "trybuild", "compile_fail"];
+
+/// What `cargo xtask test` runs.
+#[derive(Clone, Debug)]
+pub struct TestOptions {
+    /// Run `cargo test --workspace` (phase 2).
+    pub host: bool,
+    /// Run the valgrind phase.
+    pub valgrind: bool,
+    /// The driver under test.
+    pub driver: DriverArgs,
+}
+
+struct Phase {
+    name: &'static str,
+    time: Duration,
+    outcome: std::result::Result<String, String>,
+}
+
+/// Runs the phases and prints a summary.
+///
+/// # Errors
+/// If any phase failed.
+pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
+    setup::check(&paths.root)?;
+    let mut phases = Vec::new();
+    let mut phase = |name, f: &mut dyn FnMut() -> Result<String>| {
+        println!("\n==== test: {name}");
+        let start = Instant::now();
+        let outcome = f().map_err(|e| e.to_string());
+        if let Err(e) = &outcome {
+            eprintln!("==== test: {name} FAILED: {e}");
+        }
+        phases.push(Phase { name, time: start.elapsed(), outcome });
+    };
+
+    if opts.host {
+        phase("host tests (cargo test --workspace)", &mut || host_tests(paths));
+    }
+    let mut spec = None;
+    phase("driver build + import check", &mut || {
+        let s = crate::resolve_driver(paths, &opts.driver)?;
+        let msg = format!("{} ({})", s.sys.display(), s.name);
+        spec = Some(s);
+        Ok(msg)
+    });
+    if let Some(spec) = &spec {
+        phase("wine end-to-end tests", &mut || wine_e2e(paths, spec));
+    }
+    if opts.valgrind {
+        phase("valgrind (sim-based host tests)", &mut || valgrind(paths));
+    }
+
+    println!("\n==== test summary");
+    let mut failed = 0;
+    for p in &phases {
+        let (status, detail) = match &p.outcome {
+            Ok(d) => ("ok", d.as_str()),
+            Err(e) => ("FAILED", e.lines().next().unwrap_or("")),
+        };
+        failed += usize::from(p.outcome.is_err());
+        println!("{status:>7}  {:>7}  {}: {detail}", util::secs(p.time), p.name);
+    }
+    if spec.is_none() {
+        println!(" FAILED           wine end-to-end tests: not run, the driver did not build");
+        failed += 1;
+    }
+    if failed > 0 {
+        bail!("{failed} test phase(s) failed");
+    }
+    Ok(())
+}
+
+fn host_tests(paths: &Paths) -> Result<String> {
+    util::run(util::cargo().current_dir(&paths.root).args(["test", "--workspace"]).env("WSK_SKIP_WINE", "1"))?;
+    Ok("passed".into())
+}
+
+/// Serves `spec`, runs the Wine end-to-end test target against it, stops it and checks its unload counters.
+///
+/// # Errors
+/// If the driver does not start, a test fails, or the unload counters are missing or show a leak.
+pub fn wine_e2e(paths: &Paths, spec: &DriverSpec) -> Result<String> {
+    // Build the test binary first, so a slow compile does not keep the driver waiting.
+    let e2e = || {
+        let mut cmd = util::cargo();
+        cmd.current_dir(&paths.root).args(["test", "-p", E2E_PACKAGE, "--test", E2E_TEST]).env_remove("WSK_SKIP_WINE");
+        cmd
+    };
+    util::run(e2e().arg("--no-run"))?;
+
+    let env = WineEnv::new(paths);
+    let session = wine::serve(&env, std::slice::from_ref(spec))?;
+    let addr = format!("127.0.0.1:{}", spec.port);
+    let tests = util::run(e2e().args(["--", "--test-threads=1"]).env("WSK_E2E_ADDR", &addr));
+    let report = session.stop()?;
+    print_stop_report(&report);
+    match (tests, check_unload(&report)) {
+        (Ok(()), Ok(counters)) => Ok(format!("passed; unload: {}", summarize(&counters))),
+        (Err(e), Ok(_)) => Err(e),
+        (Ok(()), Err(e)) => Err(e),
+        (Err(t), Err(u)) => bail!("{t}; and at unload: {u}"),
+    }
+}
+
+/// Prints the `wsk` lines logged from `sc stop` on and any stop problems.
+pub fn print_stop_report(report: &StopReport) {
+    println!("---- driver log from sc stop on (lines mentioning wsk):");
+    for line in &report.wsk_lines {
+        println!("  {line}");
+    }
+    if report.wsk_lines.is_empty() {
+        println!("  (none)");
+    }
+    for p in &report.problems {
+        eprintln!("stop: {p}");
+    }
+}
+
+/// Checks the unload line: present, and no live allocation, IRP, MDL or socket left.
+///
+/// # Errors
+/// If the line is missing, a leak counter is not zero, or stopping had problems.
+pub fn check_unload(report: &StopReport) -> Result<UnloadCounters> {
+    if !report.problems.is_empty() {
+        bail!("stopping the driver went wrong: {}", report.problems.join("; "));
+    }
+    let Some((line, counters)) = &report.unload else {
+        bail!("the driver logged no `wsk: unload complete: ...` line at unload (see target/wine/session.log)");
+    };
+    // The parser takes any counters; these two are what the check is about, so they must be there.
+    for (what, word) in [("pool allocations", "alloc"), ("IRPs", "irp")] {
+        if !counters.counters.iter().any(|c| c.name.contains(word)) {
+            bail!("the unload line reports no counter of {what} (a name containing `{word}`): {line}");
+        }
+    }
+    let leaks = counters.leaks();
+    if !leaks.is_empty() {
+        let list: Vec<String> = leaks.iter().map(|c| format!("{} = {}", c.name, c.value)).collect();
+        bail!("the driver left things behind at unload: {} (line: {line})", list.join(", "));
+    }
+    Ok(counters.clone())
+}
+
+fn summarize(c: &UnloadCounters) -> String {
+    c.counters.iter().map(|c| format!("{} {}", c.name, c.value)).collect::<Vec<_>>().join(", ")
+}
+
+/// Runs the selected host test binaries under valgrind.
+///
+/// # Errors
+/// If building them fails or valgrind reports an error or leak in any.
+pub fn valgrind(paths: &Paths) -> Result<String> {
+    let json = util::stdout_of(
+        util::cargo()
+            .current_dir(&paths.root)
+            .args(["test", "--workspace", "--no-run", "--message-format=json-render-diagnostics"]),
+    )?;
+    let bins = test_executables(&json);
+    if bins.is_empty() {
+        return Ok("no sim-based test binaries yet".into());
+    }
+    let mut failed = Vec::new();
+    for (package, target, exe) in &bins {
+        let mut cmd = Command::new("valgrind");
+        cmd.args(["--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite", "--quiet"])
+            .arg(exe)
+            .current_dir(&paths.root)
+            .env("WSK_SKIP_WINE", "1");
+        println!("valgrind: {package} / {target}");
+        if util::run(&mut cmd).is_err() {
+            failed.push(format!("{package}/{target}"));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("valgrind found errors in: {}", failed.join(", "));
+    }
+    Ok(format!("{} binaries clean", bins.len()))
+}
+
+/// From cargo's JSON messages: (package, target, executable) of test binaries to run under valgrind.
+pub fn test_executables(json: &str) -> Vec<(String, String, PathBuf)> {
+    let mut out = Vec::new();
+    for line in json.lines().filter(|l| l.contains("\"reason\":\"compiler-artifact\"")) {
+        let (Some(exe), Some(package), Some(target)) = (
+            json_field(line, "executable"),
+            json_field(line, "package_id").and_then(package_name),
+            line.split_once("\"target\":").and_then(|(_, t)| json_field(t, "name")),
+        ) else {
+            continue;
+        };
+        if VALGRIND_PACKAGES.contains(&package.as_str()) && !VALGRIND_SKIP_TARGETS.contains(&target) {
+            out.push((package, target.to_owned(), PathBuf::from(exe)));
+        }
+    }
+    out
+}
+
+/// The string value of the first `"key":"value"` in `s` (no unescaping: paths and names need none).
+fn json_field<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+    let (_, rest) = s.split_once(&format!("\"{key}\":\""))?;
+    rest.split_once('"').map(|(v, _)| v)
+}
+
+/// The package name in a cargo package id: `path+file:///w/sim#wsk-sim@0.1.0`, `path+file:///w/sim#0.1.0`
+/// (name = last path component) or the old `wsk-sim 0.1.0 (path+file:///w/sim)`.
+fn package_name(id: &str) -> Option<String> {
+    if let Some((url, frag)) = id.split_once('#') {
+        return Some(match frag.split_once('@') {
+            Some((name, _)) => name.to_owned(),
+            None => url.rsplit('/').next()?.to_owned(),
+        });
+    }
+    id.split_whitespace().next().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unload::parse_unload_line;
+
+    #[test]
+    fn picks_test_binaries() {
+        let json = concat!(
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///w/sim#wsk-sim@0.1.0","manifest_path":"/w/sim/Cargo.toml","target":{"kind":["lib"],"crate_types":["lib"],"name":"wsk_sim","src_path":"/w/sim/src/lib.rs"},"profile":{"test":true},"executable":"/w/target/debug/deps/wsk_sim-1"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///w/tests#wsk-tests@0.1.0","target":{"kind":["test"],"name":"wine_e2e"},"executable":"/w/target/debug/deps/wine_e2e-2"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///w/xtask#0.1.0","target":{"kind":["bin"],"name":"xtask"},"executable":"/w/target/debug/deps/xtask-3"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///w/runtime#wsk@0.1.0","target":{"kind":["lib"],"name":"wsk"},"executable":null}"#,
+            "\n",
+        );
+        let bins = test_executables(json);
+        assert_eq!(bins, [("wsk-sim".to_owned(), "wsk_sim".to_owned(), PathBuf::from("/w/target/debug/deps/wsk_sim-1"))]);
+    }
+
+    #[test]
+    fn package_names() {
+        assert_eq!(package_name("path+file:///w/sim#wsk-sim@0.1.0").as_deref(), Some("wsk-sim"));
+        assert_eq!(package_name("path+file:///w/xtask#0.1.0").as_deref(), Some("xtask"));
+        assert_eq!(package_name("wsk 0.1.0 (path+file:///w/runtime)").as_deref(), Some("wsk"));
+    }
+
+    #[test]
+    fn unload_check() {
+        let good = parse_unload_line("wsk: unload complete: pool live allocations 0 (0 bytes), irps in flight 0");
+        let report = StopReport { unload: good.map(|c| ("l".into(), c)), ..StopReport::default() };
+        assert!(check_unload(&report).is_ok());
+
+        let bad = parse_unload_line("wsk: unload complete: pool live allocations 2 (64 bytes), irps in flight 0");
+        let report = StopReport { unload: bad.map(|c| ("l".into(), c)), ..StopReport::default() };
+        assert!(check_unload(&report).is_err_and(|e| e.to_string().contains("pool live allocations = 2")));
+
+        assert!(check_unload(&StopReport::default()).is_err());
+
+        let partial = parse_unload_line("wsk: unload complete: sockets open 0");
+        let report = StopReport { unload: partial.map(|c| ("l".into(), c)), ..StopReport::default() };
+        assert!(check_unload(&report).is_err_and(|e| e.to_string().contains("pool allocations")));
+    }
+}
