@@ -25,8 +25,15 @@ impl Family {
 /// A parsed socket address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SocketAddr {
-    V4 { ip: [u8; 4], port: u16 },
-    V6 { ip: [u8; 16], port: u16, scope_id: u32 },
+    V4 {
+        ip: [u8; 4],
+        port: u16,
+    },
+    V6 {
+        ip: [u8; 16],
+        port: u16,
+        scope_id: u32,
+    },
 }
 
 /// `AF_INET` and `AF_INET6` as Windows defines them (ws2def.h); `AF_INET6` is 23 there, not Linux's 10.
@@ -37,8 +44,15 @@ impl SocketAddr {
     /// The wildcard address of `family` with port 0: the local address a connecting socket binds to.
     pub(crate) fn unspecified(family: Family) -> Self {
         match family {
-            Family::V4 => SocketAddr::V4 { ip: [0; 4], port: 0 },
-            Family::V6 => SocketAddr::V6 { ip: [0; 16], port: 0, scope_id: 0 },
+            Family::V4 => SocketAddr::V4 {
+                ip: [0; 4],
+                port: 0,
+            },
+            Family::V6 => SocketAddr::V6 {
+                ip: [0; 16],
+                port: 0,
+                scope_id: 0,
+            },
         }
     }
 
@@ -83,10 +97,14 @@ pub(crate) struct AddrError {
 }
 
 fn err<T>(range: Range<usize>, message: impl Into<String>) -> Result<T, AddrError> {
-    Err(AddrError { range, message: message.into() })
+    Err(AddrError {
+        range,
+        message: message.into(),
+    })
 }
 
-const HELP_FORMS: &str = "\n\n= help: write `a.b.c.d:PORT` (e.g. `0.0.0.0:8080`) or `[IPV6]:PORT` (e.g. `[::1]:8080`)";
+const HELP_FORMS: &str =
+    "\n\n= help: write `a.b.c.d:PORT` (e.g. `0.0.0.0:8080`) or `[IPV6]:PORT` (e.g. `[::1]:8080`)";
 
 /// Parses `text` as `a.b.c.d:port`, `[v6]:port` or `[v6%scope]:port`.
 ///
@@ -98,14 +116,20 @@ pub(crate) fn parse(text: &str) -> Result<SocketAddr, AddrError> {
         return err(whole, format!("empty address{HELP_FORMS}"));
     }
     if let Some(pos) = text.find(|c: char| c.is_whitespace()) {
-        return err(pos..pos + 1, format!("unexpected whitespace in `\"{text}\"`"));
+        return err(
+            pos..pos + 1,
+            format!("unexpected whitespace in `\"{text}\"`"),
+        );
     }
     if text.starts_with('[') {
         return parse_bracketed(text);
     }
     if text.contains(']') {
         let pos = text.find(']').unwrap_or(0);
-        return err(pos..pos + 1, format!("unmatched `]` in `\"{text}\"`{HELP_FORMS}"));
+        return err(
+            pos..pos + 1,
+            format!("unmatched `]` in `\"{text}\"`{HELP_FORMS}"),
+        );
     }
     // Several colons can only mean an IPv6 address without its brackets.
     if text.bytes().filter(|&b| b == b':').count() > 1 {
@@ -129,7 +153,10 @@ pub(crate) fn parse(text: &str) -> Result<SocketAddr, AddrError> {
             ),
         );
     }
-    if host.bytes().any(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_') {
+    if host
+        .bytes()
+        .any(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
+    {
         return err(
             0..host.len(),
             format!(
@@ -146,7 +173,9 @@ fn parse_bracketed(text: &str) -> Result<SocketAddr, AddrError> {
     let Some(close) = text.find(']') else {
         return err(
             0..1,
-            format!("missing `]` in `\"{text}\"`\n\n= help: write `[IPV6]:PORT`, e.g. `[::1]:8080`"),
+            format!(
+                "missing `]` in `\"{text}\"`\n\n= help: write `[IPV6]:PORT`, e.g. `[::1]:8080`"
+            ),
         );
     };
     let inner = &text[1..close];
@@ -155,7 +184,10 @@ fn parse_bracketed(text: &str) -> Result<SocketAddr, AddrError> {
         None => (inner, None),
     };
     if ip_text.is_empty() {
-        return err(0..close + 1, format!("empty IPv6 address in `\"{text}\"`{HELP_FORMS}"));
+        return err(
+            0..close + 1,
+            format!("empty IPv6 address in `\"{text}\"`{HELP_FORMS}"),
+        );
     }
     if !ip_text.contains(':') {
         let what = if ip_text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -175,9 +207,9 @@ fn parse_bracketed(text: &str) -> Result<SocketAddr, AddrError> {
             if s.is_empty() {
                 return err(range, format!("empty scope id in `\"{text}\"`: expected a decimal interface index after `%`"));
             }
-            match parse_decimal(s) {
-                Some(v) if v <= u64::from(u32::MAX) => v as u32,
-                _ => {
+            match parse_decimal(s).and_then(|v| u32::try_from(v).ok()) {
+                Some(v) => v,
+                None => {
                     return err(
                         range,
                         format!("invalid scope id `{s}` in `\"{text}\"`: expected a decimal interface index (0..=4294967295)"),
@@ -206,7 +238,9 @@ fn parse_port(port: Option<(usize, &str)>, text: &str, host: &str) -> Result<u16
     let missing = |at: usize| {
         err(
             at..text.len(),
-            format!("missing port in `\"{text}\"`\n\n= help: write `{host}:PORT`, e.g. `{host}:8080`"),
+            format!(
+                "missing port in `\"{text}\"`\n\n= help: write `{host}:PORT`, e.g. `{host}:8080`"
+            ),
         )
     };
     let Some((colon, digits)) = port else {
@@ -216,22 +250,30 @@ fn parse_port(port: Option<(usize, &str)>, text: &str, host: &str) -> Result<u16
         return missing(colon);
     }
     let range = colon + 1..text.len();
-    match parse_decimal(digits) {
-        Some(v) if v <= u64::from(u16::MAX) => Ok(v as u16),
-        Some(_) => err(range, format!("invalid port `{digits}` in `\"{text}\"`: ports are 0..=65535")),
+    match parse_decimal(digits).map(u16::try_from) {
+        Some(Ok(v)) => Ok(v),
+        Some(_) => err(
+            range,
+            format!("invalid port `{digits}` in `\"{text}\"`: ports are 0..=65535"),
+        ),
         None => err(
             range,
-            format!("invalid port `{digits}` in `\"{text}\"`: expected a decimal number in 0..=65535"),
+            format!(
+                "invalid port `{digits}` in `\"{text}\"`: expected a decimal number in 0..=65535"
+            ),
         ),
     }
 }
 
-/// Plain decimal digits, nothing else; `None` on anything else or on overflow of u64.
+/// Plain decimal digits, nothing else (`None` otherwise); saturates at `u64::MAX`, which every
+/// caller rejects as out of range.
 fn parse_decimal(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.bytes().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+    Some(s.bytes().fold(0u64, |acc, b| {
+        acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    }))
 }
 
 /// Parses a dotted quad; `base` is the offset of `s` in `text`, which is only used in messages.
@@ -267,9 +309,14 @@ fn parse_v4(s: &str, base: usize, text: &str) -> Result<[u8; 4], AddrError> {
                 ),
             );
         }
-        match parse_decimal(part) {
-            Some(v) if v <= 255 => *slot = v as u8,
-            _ => return err(range, format!("octet `{part}` in `\"{text}\"` is out of range: octets are 0..=255")),
+        match parse_decimal(part).and_then(|v| u8::try_from(v).ok()) {
+            Some(v) => *slot = v,
+            None => {
+                return err(
+                    range,
+                    format!("octet `{part}` in `\"{text}\"` is out of range: octets are 0..=255"),
+                )
+            }
         }
         at += part.len() + 1;
     }
@@ -327,7 +374,14 @@ fn parse_v6(s: &str, base: usize, text: &str) -> Result<[u8; 16], AddrError> {
 
 /// The `:`-separated groups of `part`, which starts at byte `at` of `text`; an embedded dotted quad may
 /// end them if `v4_last`. `s` (at `base`) is the whole IPv6 address, for messages.
-fn groups(part: &str, mut at: usize, v4_last: bool, s: &str, base: usize, text: &str) -> Result<Vec<u16>, AddrError> {
+fn groups(
+    part: &str,
+    mut at: usize,
+    v4_last: bool,
+    s: &str,
+    base: usize,
+    text: &str,
+) -> Result<Vec<u16>, AddrError> {
     let mut out = Vec::with_capacity(8);
     let count = part.split(':').count();
     for (i, piece) in part.split(':').enumerate() {
@@ -348,9 +402,16 @@ fn groups(part: &str, mut at: usize, v4_last: bool, s: &str, base: usize, text: 
             out.push(u16::from_be_bytes([a, b]));
             out.push(u16::from_be_bytes([c, d]));
         } else if piece.len() > 4 || !piece.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return err(range, format!("invalid IPv6 group `{piece}` in `\"{text}\"`: expected 1 to 4 hex digits"));
+            return err(
+                range,
+                format!("invalid IPv6 group `{piece}` in `\"{text}\"`: expected 1 to 4 hex digits"),
+            );
         } else {
-            out.push(piece.bytes().fold(0u16, |acc, b| (acc << 4) | u16::from(hex_value(b))));
+            out.push(
+                piece
+                    .bytes()
+                    .fold(0u16, |acc, b| (acc << 4) | u16::from(hex_value(b))),
+            );
         }
         at += piece.len() + 1;
     }
@@ -372,7 +433,9 @@ mod tests {
     use super::*;
 
     fn bytes(s: &str) -> Vec<u8> {
-        parse(s).map(|a| a.sockaddr_bytes()).unwrap_or_else(|e| panic!("{s}: {}", e.message))
+        parse(s)
+            .map(|a| a.sockaddr_bytes())
+            .unwrap_or_else(|e| panic!("{s}: {}", e.message))
     }
 
     fn error(s: &str) -> AddrError {
@@ -384,11 +447,26 @@ mod tests {
 
     #[test]
     fn v4_bytes() {
-        assert_eq!(bytes("0.0.0.0:8080"), [2, 0, 0x1f, 0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(bytes("127.0.0.1:80"), [2, 0, 0, 80, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(bytes("255.255.255.255:65535"), [2, 0, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(bytes("10.1.2.3:0"), [2, 0, 0, 0, 10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(bytes("192.168.0.10:443"), [2, 0, 1, 0xbb, 192, 168, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            bytes("0.0.0.0:8080"),
+            [2, 0, 0x1f, 0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            bytes("127.0.0.1:80"),
+            [2, 0, 0, 80, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            bytes("255.255.255.255:65535"),
+            [2, 0, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            bytes("10.1.2.3:0"),
+            [2, 0, 0, 0, 10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            bytes("192.168.0.10:443"),
+            [2, 0, 1, 0xbb, 192, 168, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
     }
 
     #[test]
@@ -420,8 +498,14 @@ mod tests {
         );
         assert_eq!(&full[24..], &[255, 255, 255, 255]);
         assert_eq!(&bytes("[1::]:1")[8..10], &[0, 1]);
-        assert_eq!(&bytes("[1:2:3:4:5:6:7::]:1")[8..24], &[0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 0]);
-        assert_eq!(&bytes("[::2:3:4:5:6:7:8]:1")[8..24], &[0, 0, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]);
+        assert_eq!(
+            &bytes("[1:2:3:4:5:6:7::]:1")[8..24],
+            &[0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 0]
+        );
+        assert_eq!(
+            &bytes("[::2:3:4:5:6:7:8]:1")[8..24],
+            &[0, 0, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]
+        );
     }
 
     /// Cross-check against std::net for a batch of valid inputs: same address, same port.
@@ -459,22 +543,52 @@ mod tests {
     fn errors_name_the_part_and_its_range() {
         let cases: &[(&str, Range<usize>, &str)] = &[
             ("", 0..0, "empty address"),
-            ("localhost:80", 0..9, "`localhost` is a host name, not an address"),
+            (
+                "localhost:80",
+                0..9,
+                "`localhost` is a host name, not an address",
+            ),
             ("my-host", 0..7, "`my-host` is a host name"),
             ("1.2.3.4", 0..7, "missing port in `\"1.2.3.4\"`"),
             ("1.2.3.4:", 7..8, "missing port"),
             ("[::1]", 0..5, "missing port"),
-            ("0.0.0.0:70000", 8..13, "invalid port `70000` in `\"0.0.0.0:70000\"`: ports are 0..=65535"),
+            (
+                "0.0.0.0:70000",
+                8..13,
+                "invalid port `70000` in `\"0.0.0.0:70000\"`: ports are 0..=65535",
+            ),
             ("0.0.0.0:8o", 8..10, "invalid port `8o`"),
-            ("1.2.3.256:80", 6..9, "octet `256` in `\"1.2.3.256:80\"` is out of range: octets are 0..=255"),
+            (
+                "0.0.0.0:99999999999999999999999",
+                8..31,
+                "ports are 0..=65535",
+            ),
+            ("1.2.3.99999999999999999999999:1", 6..29, "is out of range"),
+            (
+                "1.2.3.256:80",
+                6..9,
+                "octet `256` in `\"1.2.3.256:80\"` is out of range: octets are 0..=255",
+            ),
             ("1.2.3:80", 0..5, "too few octets in `1.2.3`"),
             ("1.2.3.4.5:80", 0..9, "too many octets in `1.2.3.4.5`"),
-            ("1.02.3.4:80", 2..4, "octet `02` in `\"1.02.3.4:80\"` has a leading zero"),
+            (
+                "1.02.3.4:80",
+                2..4,
+                "octet `02` in `\"1.02.3.4:80\"` has a leading zero",
+            ),
             ("1..3.4:80", 2..3, "empty octet"),
-            ("1.2.3.4%3:80", 7..9, "scope id `%3` in `\"1.2.3.4%3:80\"`: a scope id is only valid for IPv6"),
+            (
+                "1.2.3.4%3:80",
+                7..9,
+                "scope id `%3` in `\"1.2.3.4%3:80\"`: a scope id is only valid for IPv6",
+            ),
             ("::1:80", 0..6, "an IPv6 address needs brackets"),
             ("fe80::1", 0..7, "an IPv6 address needs brackets"),
-            ("[1:2:3:4:5:6:7:8:9]:80", 1..18, "too many groups in `1:2:3:4:5:6:7:8:9`"),
+            (
+                "[1:2:3:4:5:6:7:8:9]:80",
+                1..18,
+                "too many groups in `1:2:3:4:5:6:7:8:9`",
+            ),
             ("[1:2:3]:80", 1..6, "too few groups in `1:2:3`"),
             ("[1::2::3]:80", 5..7, "`::` appears twice"),
             ("[12345::1]:80", 1..6, "invalid IPv6 group `12345`"),
@@ -486,19 +600,30 @@ mod tests {
             ("[::1:80", 0..1, "missing `]`"),
             ("[::1]80", 5..7, "unexpected `80` after `]`"),
             ("[]:80", 0..2, "empty IPv6 address"),
-            ("[1.2.3.4]:80", 1..8, "is not an IPv6 address: IPv4 addresses are written without brackets"),
+            (
+                "[1.2.3.4]:80",
+                1..8,
+                "is not an IPv6 address: IPv4 addresses are written without brackets",
+            ),
             ("[::1.2.3.4.5]:1", 3..12, "too many octets"),
             ("[1.2.3.4::]:1", 1..8, "must be the last part"),
             ("1.2.3.4 :80", 7..8, "unexpected whitespace"),
         ];
         for (input, range, needle) in cases {
             let e = error(input);
-            assert!(e.message.contains(needle), "{input}: {:?} lacks {needle:?}", e.message);
+            assert!(
+                e.message.contains(needle),
+                "{input}: {:?} lacks {needle:?}",
+                e.message
+            );
             assert_eq!(&e.range, range, "{input}: {}", e.message);
             assert!(e.range.end <= input.len().max(1), "{input}");
             let first = e.message.lines().next().unwrap_or_default();
             assert!(!first.ends_with('.'), "{input}: {first}");
-            assert!(first.starts_with(|c: char| !c.is_uppercase()), "{input}: {first}");
+            assert!(
+                first.starts_with(|c: char| !c.is_uppercase()),
+                "{input}: {first}"
+            );
         }
     }
 

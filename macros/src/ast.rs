@@ -7,7 +7,7 @@ use syn::{Ident, LitStr};
 
 use crate::addr::SocketAddr;
 
-/// `kind = "..."`: the WSK socket category (WSK_FLAG_*_SOCKET).
+/// `kind = "..."`: the WSK socket category (`WSK_FLAG_*_SOCKET`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Listen,
@@ -17,7 +17,8 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 4] = [Kind::Listen, Kind::Connection, Kind::Datagram, Kind::Stream];
+    pub(crate) const ALL: [Kind; 4] =
+        [Kind::Listen, Kind::Connection, Kind::Datagram, Kind::Stream];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -162,8 +163,16 @@ impl Args {
 }
 
 /// Every key the attribute accepts, for "did you mean" and "expected one of".
-pub(crate) const KEYS: [&str; 8] =
-    ["kind", "addr", "remote", "protocol", "max_connections", "backlog", "exclusive", "v6only"];
+pub(crate) const KEYS: [&str; 8] = [
+    "kind",
+    "addr",
+    "remote",
+    "protocol",
+    "max_connections",
+    "backlog",
+    "exclusive",
+    "v6only",
+];
 
 /// The default of `max_connections`.
 pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 64;

@@ -22,11 +22,13 @@ pub(crate) fn wsk_endpoint(args: TokenStream, item: TokenStream) -> TokenStream 
     let endpoint = validate::args(&args, Span::call_site(), &mut errors);
     let outcome = errors.finish().and_then(|()| match (&parsed, endpoint) {
         (Some(s), Some(e)) => Ok((s, e)),
-        _ => Err(Error::custom("internal error in `#[wsk_endpoint]`: validation failed without a message")),
+        _ => Err(Error::custom(
+            "internal error in `#[wsk_endpoint]`: validation failed without a message",
+        )),
     });
     match outcome {
         Ok((s, endpoint)) => endpoint_impls(s, &endpoint),
-        Err(errors) => fallback::expand(item, parsed.as_ref(), errors),
+        Err(errors) => fallback::expand(&item, parsed.as_ref(), errors),
     }
 }
 
@@ -36,9 +38,12 @@ pub(crate) fn endpoint_impls(item: &ItemStruct, endpoint: &Endpoint) -> TokenStr
         Kind::Listen => listen(item, endpoint),
         // Unreachable: `validate` rejects these kinds until the runtime has their sockets.
         Kind::Connection | Kind::Datagram | Kind::Stream => fallback::expand(
-            quote!(#item),
+            &quote!(#item),
             Some(item),
-            Error::custom(format!("internal error: `{}` endpoints cannot be generated", endpoint.kind.name())),
+            Error::custom(format!(
+                "internal error: `{}` endpoints cannot be generated",
+                endpoint.kind.name()
+            )),
         ),
     }
 }
@@ -90,8 +95,12 @@ fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
 pub(crate) fn sockaddr(addr: &SocketAddr) -> TokenStream {
     let bytes = addr.sockaddr_bytes();
     match addr {
-        SocketAddr::V4 { .. } => quote!(::wsk::__private::SocketAddr::from_sockaddr_in_bytes([#(#bytes),*])),
-        SocketAddr::V6 { .. } => quote!(::wsk::__private::SocketAddr::from_sockaddr_in6_bytes([#(#bytes),*])),
+        SocketAddr::V4 { .. } => {
+            quote!(::wsk::__private::SocketAddr::from_sockaddr_in_bytes([#(#bytes),*]))
+        }
+        SocketAddr::V6 { .. } => {
+            quote!(::wsk::__private::SocketAddr::from_sockaddr_in6_bytes([#(#bytes),*]))
+        }
     }
 }
 
@@ -107,27 +116,47 @@ mod tests {
 
     #[test]
     fn listen_expands_to_both_impls_without_errors() {
-        let out = expand(quote!(kind = "listen", addr = "0.0.0.0:8080"), quote!(pub struct Http { n: u8 }));
+        let out = expand(
+            quote!(kind = "listen", addr = "0.0.0.0:8080"),
+            quote!(
+                pub struct Http {
+                    n: u8,
+                }
+            ),
+        );
         assert!(!out.contains("compile_error"), "{out}");
-        assert!(out.contains("impl :: wsk :: __private :: ListenEndpoint for Http"), "{out}");
+        assert!(
+            out.contains("impl :: wsk :: __private :: ListenEndpoint for Http"),
+            "{out}"
+        );
         assert!(out.contains("impl :: wsk :: Endpoint for Http"), "{out}");
         assert!(out.contains("name : \"Http\""), "{out}");
         assert!(out.contains("from_sockaddr_in_bytes ([2u8 , 0u8 , 31u8 , 144u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8])"), "{out}");
         assert!(out.contains("max_connections : 64u32"), "{out}");
         assert!(out.contains("exclusive : false"), "{out}");
         assert!(out.contains("backlog : 0u32"), "{out}");
-        assert!(out.starts_with("pub struct Http { n : u8 }"), "{out}");
+        assert!(out.starts_with("pub struct Http { n : u8"), "{out}");
     }
 
     #[test]
     fn raw_identifiers_are_named_without_prefix() {
-        let out = expand(quote!(kind = "listen", addr = "0.0.0.0:1"), quote!(struct r#type;));
+        let out = expand(
+            quote!(kind = "listen", addr = "0.0.0.0:1"),
+            quote!(
+                struct r#type;
+            ),
+        );
         assert!(out.contains("name : \"type\""), "{out}");
     }
 
     #[test]
     fn v6_bytes_in_expansion() {
-        let out = expand(quote!(kind = "listen", addr = "[fe80::1%3]:9"), quote!(struct A;));
+        let out = expand(
+            quote!(kind = "listen", addr = "[fe80::1%3]:9"),
+            quote!(
+                struct A;
+            ),
+        );
         assert!(
             out.contains("from_sockaddr_in6_bytes ([23u8 , 0u8 , 0u8 , 9u8 , 0u8 , 0u8 , 0u8 , 0u8 , 254u8 , 128u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 1u8 , 3u8 , 0u8 , 0u8 , 0u8])"),
             "{out}"
@@ -136,21 +165,43 @@ mod tests {
 
     #[test]
     fn errors_expand_to_fallback() {
-        let out = expand(quote!(kind = "listen", addr = "localhost:80"), quote!(struct A;));
+        let out = expand(
+            quote!(kind = "listen", addr = "localhost:80"),
+            quote!(
+                struct A;
+            ),
+        );
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
         assert!(out.starts_with("struct A ;"), "{out}");
         assert!(!out.contains("ListenEndpoint"), "{out}");
         assert!(out.contains("impl :: wsk :: Endpoint for A"), "{out}");
 
-        let out = expand(quote!(kind = "lisen", addr = "localhost:80", v6only), quote!(struct A;));
+        let out = expand(
+            quote!(kind = "lisen", addr = "localhost:80", v6only),
+            quote!(
+                struct A;
+            ),
+        );
         assert_eq!(out.matches("compile_error").count(), 2, "{out}");
 
-        let out = expand(quote!(kind = "listen", addr = "0.0.0.0:1"), quote!(enum E { A }));
+        let out = expand(
+            quote!(kind = "listen", addr = "0.0.0.0:1"),
+            quote!(
+                enum E {
+                    A,
+                }
+            ),
+        );
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
-        assert!(out.starts_with("enum E { A }"), "{out}");
+        assert!(out.starts_with("enum E { A"), "{out}");
         assert!(!out.contains("impl"), "{out}");
 
-        let out = expand(quote!(kind = "listen", addr = "0.0.0.0:1"), quote!(struct G<T>(T);));
+        let out = expand(
+            quote!(kind = "listen", addr = "0.0.0.0:1"),
+            quote!(
+                struct G<T>(T);
+            ),
+        );
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
         assert!(!out.contains("impl"), "{out}");
     }
@@ -163,14 +214,33 @@ mod tests {
             (
                 "listen_v4",
                 quote!(kind = "listen", addr = "0.0.0.0:8080"),
-                quote!(pub struct HttpListener { served: core::sync::atomic::AtomicU64 }),
+                quote!(
+                    pub struct HttpListener {
+                        served: core::sync::atomic::AtomicU64,
+                    }
+                ),
             ),
             (
                 "listen_v6_options",
-                quote!(kind = "listen", addr = "[fe80::1%3]:443", max_connections = 8, backlog = 128, exclusive),
-                quote!(#[derive(Default)] pub(crate) struct Tls(u32);),
+                quote!(
+                    kind = "listen",
+                    addr = "[fe80::1%3]:443",
+                    max_connections = 8,
+                    backlog = 128,
+                    exclusive
+                ),
+                quote!(
+                    #[derive(Default)]
+                    pub(crate) struct Tls(u32);
+                ),
             ),
-            ("fallback_two_errors", quote!(kind = "lisen", addr = "localhost:80"), quote!(struct Broken;)),
+            (
+                "fallback_two_errors",
+                quote!(kind = "lisen", addr = "localhost:80"),
+                quote!(
+                    struct Broken;
+                ),
+            ),
         ];
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
         let bless = std::env::var_os("WSK_BLESS").is_some_and(|v| v == "1");
@@ -178,8 +248,13 @@ mod tests {
         for (name, args, item) in cases {
             let output = wsk_endpoint(args.clone(), item.clone());
             let file = syn::parse2::<syn::File>(output).unwrap();
+            let input = syn::parse2::<syn::File>(quote!(#[wsk_endpoint(#args)] #item)).unwrap();
+            let input: String = prettyplease::unparse(&input)
+                .lines()
+                .map(|line| format!("// {line}\n"))
+                .collect();
             let rendered = format!(
-                "// Input:\n// #[wsk_endpoint({args})]\n// {item}\n//\n// Output (WSK_BLESS=1 cargo test -p wsk-macros to update):\n\n{}",
+                "// Input:\n{input}//\n// Output (WSK_BLESS=1 cargo test -p wsk-macros to update):\n\n{}",
                 prettyplease::unparse(&file)
             );
             let path = dir.join(format!("{name}.rs"));
@@ -190,6 +265,10 @@ mod tests {
                 stale.push(format!("{}:\n{rendered}", path.display()));
             }
         }
-        assert!(stale.is_empty(), "expansion changed; review and bless with WSK_BLESS=1:\n{}", stale.join("\n"));
+        assert!(
+            stale.is_empty(),
+            "expansion changed; review and bless with WSK_BLESS=1:\n{}",
+            stale.join("\n")
+        );
     }
 }

@@ -11,7 +11,11 @@ use quote::quote;
 use syn::ItemStruct;
 
 /// `original` is the item's tokens as given (emitted unchanged); `item` is set when it is a struct.
-pub(crate) fn expand(original: TokenStream, item: Option<&ItemStruct>, errors: Error) -> TokenStream {
+pub(crate) fn expand(
+    original: &TokenStream,
+    item: Option<&ItemStruct>,
+    errors: Error,
+) -> TokenStream {
     let errors = errors.write_errors();
     // A generic struct cannot get a parameterless impl; the generics error is all the user needs then.
     let stub = item.filter(|s| s.generics.params.is_empty()).map(|s| {

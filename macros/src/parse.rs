@@ -22,35 +22,44 @@ pub(crate) fn error_at(span: Span, message: impl std::fmt::Display) -> Error {
 /// The closest of `candidates` to `word`, if close enough to be worth suggesting: darling's own
 /// `suggestions` measure and threshold (its "did you mean" is not reachable for messages in our style),
 /// plus one edit or swap, which Jaro-Winkler misses on short words like `tpc`.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|&(score, c)| score > 0.8 || (word.len() >= 3 && strsim::osa_distance(word, c) <= 1))
+        .filter(|&(score, c)| {
+            score > 0.8 || (word.len() >= 3 && strsim::osa_distance(word, c) <= 1)
+        })
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
 
 /// "`a`, `b`, `c`", for "expected one of" notes.
 pub(crate) fn backticked(words: impl IntoIterator<Item = &'static str>) -> String {
-    words.into_iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+    words
+        .into_iter()
+        .map(|w| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// "unknown THING `word`" with a suggestion and the list of valid words.
 fn unknown(thing: &str, word: &str, valid: &[&'static str]) -> String {
-    let mut message = format!("unknown {thing} `{word}`\n");
-    if let Some(best) = did_you_mean(word, valid.iter().copied()) {
-        message.push_str(&format!("\n= help: did you mean `{best}`?"));
-    }
-    message.push_str(&format!("\n= note: expected one of {}", backticked(valid.iter().copied())));
-    message
+    let help = did_you_mean(word, valid.iter().copied())
+        .map(|best| format!("\n= help: did you mean `{best}`?"))
+        .unwrap_or_default();
+    let expected = backticked(valid.iter().copied());
+    format!("unknown {thing} `{word}`\n{help}\n= note: expected one of {expected}")
 }
 
 /// Parses the attribute's arguments. Never fails as a whole: problems go to `errors`, and the keys
 /// they concern come back as [`Key::Invalid`].
 pub(crate) fn args(tokens: TokenStream, errors: &mut Accumulator) -> Args {
     let mut args = Args::default();
-    let Some(items) = errors.handle(NestedMeta::parse_meta_list(tokens).map_err(Error::from)) else {
+    let Some(items) = errors.handle(NestedMeta::parse_meta_list(tokens).map_err(Error::from))
+    else {
         // Unparsable arguments: say so once, and do not also complain that `kind` is missing.
         args.kind = Key::Invalid;
         return args;
@@ -69,7 +78,10 @@ pub(crate) fn args(tokens: TokenStream, errors: &mut Accumulator) -> Args {
         let Some(key) = meta.path().get_ident().cloned() else {
             errors.push(error_at(
                 meta.path().span(),
-                format!("expected a key, found a path\n\n= note: expected one of {}", backticked(KEYS)),
+                format!(
+                    "expected a key, found a path\n\n= note: expected one of {}",
+                    backticked(KEYS)
+                ),
             ));
             continue;
         };
@@ -138,7 +150,11 @@ fn set_flag(slot: &mut Key<bool>, key: Ident, meta: &Meta, errors: &mut Accumula
 
 /// The value of `key = VALUE`, or an error showing `key = EXAMPLE`.
 fn value_of<'a>(meta: &'a Meta, example: &str) -> darling::Result<&'a Expr> {
-    let key = meta.path().get_ident().map(Ident::to_string).unwrap_or_default();
+    let key = meta
+        .path()
+        .get_ident()
+        .map(Ident::to_string)
+        .unwrap_or_default();
     match meta {
         Meta::NameValue(nv) => Ok(&nv.value),
         Meta::Path(path) => Err(error_at(
@@ -154,9 +170,15 @@ fn value_of<'a>(meta: &'a Meta, example: &str) -> darling::Result<&'a Expr> {
 
 /// A string literal value; `kind = listen` gets a hint to add the quotes.
 fn string_of<'a>(meta: &'a Meta, example: &str) -> darling::Result<&'a LitStr> {
-    let key = meta.path().get_ident().map(Ident::to_string).unwrap_or_default();
+    let key = meta
+        .path()
+        .get_ident()
+        .map(Ident::to_string)
+        .unwrap_or_default();
     match value_of(meta, example)? {
-        Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => Ok(s),
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s),
         Expr::Path(p) if p.path.get_ident().is_some() => {
             let word = p.path.get_ident().map(Ident::to_string).unwrap_or_default();
             Err(error_at(
@@ -177,8 +199,14 @@ impl FromMeta for Spanned<Kind> {
         let word = lit.value();
         let names = Kind::ALL.map(Kind::name);
         match Kind::from_name(&word) {
-            Some(value) => Ok(Spanned { value, span: lit.span() }),
-            None => Err(error_at(lit.span(), unknown("endpoint kind", &word, &names))),
+            Some(value) => Ok(Spanned {
+                value,
+                span: lit.span(),
+            }),
+            None => Err(error_at(
+                lit.span(),
+                unknown("endpoint kind", &word, &names),
+            )),
         }
     }
 }
@@ -189,7 +217,10 @@ impl FromMeta for Spanned<Protocol> {
         let word = lit.value();
         let names = Protocol::ALL.map(Protocol::name);
         match Protocol::from_name(&word) {
-            Some(value) => Ok(Spanned { value, span: lit.span() }),
+            Some(value) => Ok(Spanned {
+                value,
+                span: lit.span(),
+            }),
             None => Err(error_at(lit.span(), unknown("protocol", &word, &names))),
         }
     }
@@ -198,12 +229,26 @@ impl FromMeta for Spanned<Protocol> {
 /// Integer keys; their ranges depend on the key and are checked in `validate`.
 impl FromMeta for Spanned<u64> {
     fn from_meta(meta: &Meta) -> darling::Result<Self> {
-        let key = meta.path().get_ident().map(Ident::to_string).unwrap_or_default();
+        let key = meta
+            .path()
+            .get_ident()
+            .map(Ident::to_string)
+            .unwrap_or_default();
         match value_of(meta, "64")? {
-            Expr::Lit(syn::ExprLit { lit: Lit::Int(int), .. }) => int
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Int(int), ..
+            }) => int
                 .base10_parse::<u64>()
-                .map(|value| Spanned { value, span: int.span() })
-                .map_err(|_| error_at(int.span(), format!("`{key}` is out of range: expected 1..=65535"))),
+                .map(|value| Spanned {
+                    value,
+                    span: int.span(),
+                })
+                .map_err(|_| {
+                    error_at(
+                        int.span(),
+                        format!("`{key}` is out of range: expected 1..=65535"),
+                    )
+                }),
             other => Err(error_at(
                 other.span(),
                 format!("`{key}` takes an integer literal\n\n= help: write `{key} = 64`"),
@@ -216,7 +261,10 @@ impl FromMeta for AddrArg {
     fn from_meta(meta: &Meta) -> darling::Result<Self> {
         let lit = string_of(meta, "\"0.0.0.0:8080\"")?;
         match addr::parse(&lit.value()) {
-            Ok(addr) => Ok(AddrArg { addr, lit: lit.clone() }),
+            Ok(addr) => Ok(AddrArg {
+                addr,
+                lit: lit.clone(),
+            }),
             Err(e) => Err(error_at(subspan(lit, e.range), e.message)),
         }
     }
@@ -237,8 +285,14 @@ pub(crate) fn subspan(lit: &LitStr, range: Range<usize>) -> Span {
         _ => return lit.span(),
     };
     // An empty range has nothing to underline: widen it to the closing quote.
-    let end = if range.is_empty() { range.start + 1 } else { range.end };
-    token.subspan(prefix + range.start..prefix + end).unwrap_or_else(|| lit.span())
+    let end = if range.is_empty() {
+        range.start + 1
+    } else {
+        range.end
+    };
+    token
+        .subspan(prefix + range.start..prefix + end)
+        .unwrap_or_else(|| lit.span())
 }
 
 /// The item under the attribute, if it is a struct; anything else gets an error on its keyword.
@@ -259,7 +313,10 @@ pub(crate) fn item(tokens: TokenStream, errors: &mut Accumulator) -> Option<Item
         _ => None,
     };
     let span = keyword.unwrap_or_else(|| item.span());
-    errors.push(error_at(span, "`#[wsk_endpoint]` can only be applied to a struct"));
+    errors.push(error_at(
+        span,
+        "`#[wsk_endpoint]` can only be applied to a struct",
+    ));
     None
 }
 
@@ -272,7 +329,11 @@ mod tests {
     fn parse(tokens: TokenStream) -> (Args, Vec<String>) {
         let mut errors = Error::accumulator();
         let args = args(tokens, &mut errors);
-        let messages = errors.into_inner().into_iter().map(|e| e.to_string()).collect();
+        let messages = errors
+            .into_inner()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
         (args, messages)
     }
 
@@ -290,7 +351,10 @@ mod tests {
         assert_eq!(args.exclusive.value(), Some(&true));
         assert_eq!(args.v6only.value(), Some(&false));
         assert!(args.remote.is_absent());
-        assert_eq!(args.addr.key().map(ToString::to_string).as_deref(), Some("addr"));
+        assert_eq!(
+            args.addr.key().map(ToString::to_string).as_deref(),
+            Some("addr")
+        );
     }
 
     #[test]
@@ -328,7 +392,14 @@ mod tests {
 
     #[test]
     fn duplicate_and_unknown_keys() {
-        let (args, errors) = parse(quote!(addr = "1.2.3.4:1", adr = "x", addr = "bad", exclusive, exclusive, kinds = "x"));
+        let (args, errors) = parse(quote!(
+            addr = "1.2.3.4:1",
+            adr = "x",
+            addr = "bad",
+            exclusive,
+            exclusive,
+            kinds = "x"
+        ));
         assert_eq!(
             errors,
             [
@@ -362,7 +433,10 @@ mod tests {
     #[test]
     fn suggestions() {
         assert_eq!(did_you_mean("adr", KEYS), Some("addr"));
-        assert_eq!(did_you_mean("max_connection", KEYS), Some("max_connections"));
+        assert_eq!(
+            did_you_mean("max_connection", KEYS),
+            Some("max_connections")
+        );
         assert_eq!(did_you_mean("v6_only", KEYS), Some("v6only"));
         assert_eq!(did_you_mean("zzz", KEYS), None);
     }
@@ -370,13 +444,45 @@ mod tests {
     #[test]
     fn items_other_than_structs() {
         for (tokens, ok) in [
-            (quote!(struct A;), true),
-            (quote!(struct A(u8);), true),
-            (quote!(pub struct A { x: u8 }), true),
-            (quote!(enum A {}), false),
-            (quote!(fn a() {}), false),
+            (
+                quote!(
+                    struct A;
+                ),
+                true,
+            ),
+            (
+                quote!(
+                    struct A(u8);
+                ),
+                true,
+            ),
+            (
+                quote!(
+                    pub struct A {
+                        x: u8,
+                    }
+                ),
+                true,
+            ),
+            (
+                quote!(
+                    enum A {}
+                ),
+                false,
+            ),
+            (
+                quote!(
+                    fn a() {}
+                ),
+                false,
+            ),
             (quote!(union A { x: u8 }), false),
-            (quote!(static A: u8 = 0;), false),
+            (
+                quote!(
+                    static A: u8 = 0;
+                ),
+                false,
+            ),
         ] {
             let mut errors = Error::accumulator();
             let parsed = item(tokens.clone(), &mut errors);
@@ -384,7 +490,10 @@ mod tests {
             assert_eq!(parsed.is_some(), ok, "{tokens}");
             assert_eq!(errors.len(), usize::from(!ok), "{tokens}");
             if let Some(e) = errors.first() {
-                assert_eq!(e.to_string(), "`#[wsk_endpoint]` can only be applied to a struct");
+                assert_eq!(
+                    e.to_string(),
+                    "`#[wsk_endpoint]` can only be applied to a struct"
+                );
             }
         }
     }

@@ -35,7 +35,10 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
         Key::Given { value, .. } => Some(value),
         Key::Invalid => None,
         Key::Absent => {
-            errors.push(error_at(attr, "missing `kind`\n\n= help: add `kind = \"listen\"`"));
+            errors.push(error_at(
+                attr,
+                "missing `kind`\n\n= help: add `kind = \"listen\"`",
+            ));
             None
         }
     };
@@ -100,7 +103,10 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
         }
         // Accept-side options.
         let listens = kind == Kind::Listen || (kind == Kind::Stream && !has_remote);
-        for (name, key) in [("max_connections", args.max_connections.key()), ("backlog", args.backlog.key())] {
+        for (name, key) in [
+            ("max_connections", args.max_connections.key()),
+            ("backlog", args.backlog.key()),
+        ] {
             if let (false, Some(key)) = (listens, key) {
                 let not = match kind {
                     Kind::Stream => "a `stream` endpoint with a `remote`".to_owned(),
@@ -148,7 +154,9 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
     }
 
     // The runtime's listen configuration has no IPV6_V6ONLY yet; never drop a socket option silently.
-    if let (Some(Kind::Listen), Some(key), Some(Family::V6)) = (kind, args.v6only.key(), local.map(|l| l.family())) {
+    if let (Some(Kind::Listen), Some(key), Some(Family::V6)) =
+        (kind, args.v6only.key(), local.map(|l| l.family()))
+    {
         errors.push(error_at(
             key.span(),
             "`v6only` is not supported yet: the runtime cannot set `IPV6_V6ONLY` on listen endpoints in this version",
@@ -156,7 +164,9 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
     }
 
     let valid = errors.is_empty();
-    errors.into_iter().for_each(|e| accumulator.push(e));
+    for e in errors {
+        accumulator.push(e);
+    }
     if !valid {
         return None;
     }
@@ -166,7 +176,11 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
         protocol: kind.protocol(),
         addr: local?,
         remote: remote.map(|r| r.addr),
-        max_connections: if kind == Kind::Listen { max_connections } else { 0 },
+        max_connections: if kind == Kind::Listen {
+            max_connections
+        } else {
+            0
+        },
         backlog,
         exclusive: args.exclusive.value().copied().unwrap_or(false),
         v6only,
@@ -186,7 +200,10 @@ fn range(key: &Key<Spanned<u64>>, name: &str, min: u64, errors: &mut Vec<Error>)
             };
             errors.push(error_at(
                 value.span,
-                format!("`{name}` must be in {min}..=65535, found `{}`{help}", value.value),
+                format!(
+                    "`{name}` must be in {min}..=65535, found `{}`{help}",
+                    value.value
+                ),
             ));
             None
         }
@@ -205,7 +222,11 @@ mod tests {
         let mut errors = Error::accumulator();
         let args = parse::args(tokens, &mut errors);
         let endpoint = args_check(&args, &mut errors);
-        let messages: Vec<String> = errors.into_inner().into_iter().map(|e| e.to_string()).collect();
+        let messages: Vec<String> = errors
+            .into_inner()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
         match endpoint {
             Some(e) if messages.is_empty() => Ok(e),
             _ => Err(messages),
@@ -231,7 +252,10 @@ mod tests {
             Endpoint {
                 kind: Kind::Listen,
                 protocol: crate::ast::Protocol::Tcp,
-                addr: SocketAddr::V4 { ip: [0; 4], port: 8080 },
+                addr: SocketAddr::V4 {
+                    ip: [0; 4],
+                    port: 8080
+                },
                 remote: None,
                 max_connections: 64,
                 backlog: 0,
@@ -239,7 +263,15 @@ mod tests {
                 v6only: false,
             }
         );
-        let e = check(quote!(kind = "listen", addr = "[::]:1", exclusive, backlog = 9, max_connections = 65535, protocol = "tcp")).unwrap();
+        let e = check(quote!(
+            kind = "listen",
+            addr = "[::]:1",
+            exclusive,
+            backlog = 9,
+            max_connections = 65535,
+            protocol = "tcp"
+        ))
+        .unwrap();
         assert!(e.exclusive && !e.v6only);
         assert_eq!((e.backlog, e.max_connections), (9, 65535));
     }
@@ -260,6 +292,7 @@ mod tests {
             (quote!(kind = "listen", addr = "0.0.0.0:1", backlog = 0), "`backlog` must be in 1..=65535, found `0`\n\n= help: leave `backlog` out to use the provider's default"),
             (quote!(kind = "listen", addr = "localhost:80"), "`localhost` is a host name, not an address: WSK binds to numeric addresses\n\n= help: use `127.0.0.1:PORT` or `[::1]:PORT`"),
             (quote!(kind = "lisen", addr = "0.0.0.0:1"), "unknown endpoint kind `lisen`\n\n= help: did you mean `listen`?\n= note: expected one of `listen`, `connection`, `datagram`, `stream`"),
+            (quote!(kind = "listen", adr = "0.0.0.0:1"), "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `backlog`, `exclusive`, `v6only`"),
             // An unknown kind hides kind-dependent checks rather than guessing.
             (quote!(kind = "lisen"), "unknown endpoint kind `lisen`\n\n= help: did you mean `listen`?\n= note: expected one of `listen`, `connection`, `datagram`, `stream`"),
         ];
@@ -270,19 +303,43 @@ mod tests {
 
     #[test]
     fn two_mistakes_two_errors() {
-        let e = errors(quote!(kind = "listen", addr = "0.0.0.0:70000", remote = "1.2.3.4:5", max_connections = 0));
+        let e = errors(quote!(
+            kind = "listen",
+            addr = "0.0.0.0:70000",
+            remote = "1.2.3.4:5",
+            max_connections = 0
+        ));
         assert_eq!(e.len(), 3, "{e:?}");
     }
 
     #[test]
     fn other_kinds_are_validated_too() {
-        let unsupported = |k: &str| format!("`kind = \"{k}\"` is not supported yet: only `listen` endpoints can be generated in this version");
+        let unsupported = |k: &str| {
+            format!("`kind = \"{k}\"` is not supported yet: only `listen` endpoints can be generated in this version")
+        };
         // Valid apart from being unsupported: exactly one error.
         for (kind, tokens) in [
-            ("connection", quote!(kind = "connection", remote = "1.2.3.4:80")),
-            ("connection", quote!(kind = "connection", remote = "[::1]:80", addr = "[::]:0", v6only)),
-            ("datagram", quote!(kind = "datagram", addr = "0.0.0.0:53", protocol = "udp")),
-            ("stream", quote!(kind = "stream", addr = "0.0.0.0:1", max_connections = 4)),
+            (
+                "connection",
+                quote!(kind = "connection", remote = "1.2.3.4:80"),
+            ),
+            (
+                "connection",
+                quote!(
+                    kind = "connection",
+                    remote = "[::1]:80",
+                    addr = "[::]:0",
+                    v6only
+                ),
+            ),
+            (
+                "datagram",
+                quote!(kind = "datagram", addr = "0.0.0.0:53", protocol = "udp"),
+            ),
+            (
+                "stream",
+                quote!(kind = "stream", addr = "0.0.0.0:1", max_connections = 4),
+            ),
             ("stream", quote!(kind = "stream", remote = "1.2.3.4:1")),
         ] {
             assert_eq!(errors(tokens.clone()), [unsupported(kind)], "{tokens}");
@@ -293,7 +350,11 @@ mod tests {
             ["missing `remote`: a `connection` endpoint connects to a remote address\n\n= help: add `remote = \"a.b.c.d:PORT\"`"]
         );
         assert_eq!(
-            second(quote!(kind = "connection", remote = "[::1]:1", addr = "0.0.0.0:0")),
+            second(quote!(
+                kind = "connection",
+                remote = "[::1]:1",
+                addr = "0.0.0.0:0"
+            )),
             ["`remote` is IPv6 but `addr` is IPv4: both must be of the same address family"]
         );
         assert_eq!(
@@ -324,15 +385,33 @@ mod tests {
 
     #[test]
     fn generics_are_rejected() {
-        for tokens in [quote!(struct A<T>(T);), quote!(struct A<'a> { x: &'a u8 }), quote!(struct A<const N: usize>;)] {
+        for tokens in [
+            quote!(
+                struct A<T>(T);
+            ),
+            quote!(
+                struct A<'a> {
+                    x: &'a u8,
+                }
+            ),
+            quote!(
+                struct A<const N: usize>;
+            ),
+        ] {
             let s: ItemStruct = syn::parse2(tokens).unwrap();
             let mut errors = Error::accumulator();
             item(&s, &mut errors);
             let e = errors.into_inner();
             assert_eq!(e.len(), 1);
-            assert!(e[0].to_string().starts_with("endpoints are `static` values and cannot be generic"));
+            assert!(e[0]
+                .to_string()
+                .starts_with("endpoints are `static` values and cannot be generic"));
         }
-        let s: ItemStruct = syn::parse_quote!(struct A where u8: Copy;);
+        let s: ItemStruct = syn::parse_quote!(
+            struct A
+            where
+                u8: Copy;
+        );
         let mut errors = Error::accumulator();
         item(&s, &mut errors);
         assert!(errors.into_inner().is_empty());

@@ -125,7 +125,7 @@ unsafe fn schedule(h: NonNull<TaskHeader>) {
     loop {
         // SAFETY: we set QUEUED, so no one else writes `queue_next` until the executor pops the task.
         unsafe { *header.queue_next.get() = head };
-        match exec.queue.compare_exchange_weak(head, h.as_ptr(), Ordering::Release, Ordering::Relaxed) {
+        match exec.queue.compare_exchange_weak(head, h.as_ptr(), Ordering::SeqCst, Ordering::Relaxed) {
             Ok(_) => break,
             Err(actual) => head = actual,
         }
@@ -171,6 +171,9 @@ pub(crate) struct Executor {
     stop: AtomicBool,
     stopped: AtomicBool,
     initialized: AtomicBool,
+    /// Set while the executor thread is about to wait or waiting on `event`: wakers set the event only
+    /// then, which saves a kernel call per completion while the executor is busy.
+    sleeping: AtomicBool,
     /// Live tasks in spawn order; executor thread only.
     all_head: UnsafeCell<*mut TaskHeader>,
     all_tail: UnsafeCell<*mut TaskHeader>,
@@ -193,6 +196,7 @@ impl Executor {
             stop: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
             all_head: UnsafeCell::new(ptr::null_mut()),
             all_tail: UnsafeCell::new(ptr::null_mut()),
         }
@@ -210,7 +214,15 @@ impl Executor {
         self.initialized.store(true, Ordering::Release);
     }
 
+    /// Wakes the executor thread if it sleeps. Pairs with the SeqCst store-then-load in `run`: either the
+    /// waker sees `sleeping` or the executor sees the queued task.
     fn notify(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.set_event();
+        }
+    }
+
+    fn set_event(&self) {
         // SAFETY: initialised event in non-paged memory; KeSetEvent with Wait = FALSE is legal at DISPATCH.
         unsafe { sys::KeSetEvent(self.event.get(), 0, 0) };
     }
@@ -347,11 +359,14 @@ impl Executor {
             if self.stop.load(Ordering::Acquire) {
                 break;
             }
-            if !self.queue.load(Ordering::Acquire).is_null() {
+            self.sleeping.store(true, Ordering::SeqCst);
+            if !self.queue.load(Ordering::SeqCst).is_null() {
+                self.sleeping.store(false, Ordering::SeqCst);
                 continue;
             }
             let wait = next.map_or(MAX_WAIT, |d| d.ticks().saturating_sub(Instant::now().ticks()).clamp(1, MAX_WAIT));
             wait_event(self.event.get(), wait);
+            self.sleeping.store(false, Ordering::SeqCst);
         }
         self.shutdown_tasks();
         self.stopped.store(true, Ordering::Release);
@@ -391,8 +406,8 @@ impl Executor {
 
     /// Asks the executor thread to stop (it drops every task first).
     pub(crate) fn request_stop(&self) {
-        self.stop.store(true, Ordering::Release);
-        self.notify();
+        self.stop.store(true, Ordering::SeqCst);
+        self.set_event();
     }
 
     /// Polls `fut` to completion on the calling thread (PASSIVE_LEVEL), sleeping on an event between polls.

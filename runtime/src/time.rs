@@ -1,9 +1,11 @@
 //! Monotonic time, sleeps and timeouts for tasks.
 //!
-//! The clock is the kernel's interrupt time (100 ns ticks since boot). On x64 Windows `KeQueryInterruptTime`
-//! is an inline read of `KUSER_SHARED_DATA`, which does not exist under Wine, so the runtime resolves the
-//! exported `KeQueryInterruptTimePrecise` (Windows 8.1+) or `KeQueryInterruptTime` (Wine) at start with
-//! `MmGetSystemRoutineAddress` and falls back to the shared page only on real Windows.
+//! The clock counts 100 ns ticks. On x64 Windows `KeQueryInterruptTime` is an inline read of
+//! `KUSER_SHARED_DATA`, which does not exist under Wine, and Wine's exported `KeQueryInterruptTime` returns
+//! milliseconds, so the runtime resolves at start, with `MmGetSystemRoutineAddress`, the exported
+//! `KeQueryInterruptTimePrecise` (Windows 8.1+, 100 ns units) or else `KeQueryPerformanceCounter`
+//! (exported by Windows and by Wine's hal.dll; scaled by its frequency), and reads the shared page only
+//! when neither exists (old Windows).
 //!
 //! Sleeping tasks sit in one intrusive list, touched only by polling threads at PASSIVE_LEVEL; the executor
 //! (and [`crate::Runtime::block_on`]) fires expired entries and waits no longer than the nearest deadline.
@@ -12,7 +14,7 @@ use core::future::Future;
 use core::marker::PhantomPinned;
 use core::pin::Pin;
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
@@ -23,24 +25,41 @@ use crate::sys;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(u64);
 
-type QueryFn = unsafe extern "system" fn() -> u64;
+type QpcFn = unsafe extern "system" fn(*mut i64) -> i64;
 type QueryPreciseFn = unsafe extern "system" fn(*mut u64) -> u64;
 
-static QUERY: AtomicUsize = AtomicUsize::new(0);
+static QPC: AtomicUsize = AtomicUsize::new(0);
+static QPC_FREQ: AtomicU64 = AtomicU64::new(0);
 static QUERY_PRECISE: AtomicUsize = AtomicUsize::new(0);
 
 /// Resolves the clock routine; called by [`crate::Runtime::start`] at PASSIVE_LEVEL.
 pub(crate) fn init_clock() {
-    if QUERY.load(Ordering::Relaxed) != 0 || QUERY_PRECISE.load(Ordering::Relaxed) != 0 {
+    if QPC.load(Ordering::Relaxed) != 0 || QUERY_PRECISE.load(Ordering::Relaxed) != 0 {
         return;
     }
     let precise = resolve(&utf16::PRECISE);
     if !precise.is_null() {
         QUERY_PRECISE.store(precise as usize, Ordering::Relaxed);
+        log::debug!("clock: KeQueryInterruptTimePrecise");
         return;
     }
-    let plain = resolve(&utf16::PLAIN);
-    QUERY.store(plain as usize, Ordering::Relaxed);
+    let qpc = resolve(&utf16::QPC);
+    if !qpc.is_null() {
+        // SAFETY: resolved from the kernel's export of this signature; valid out pointer.
+        let f: QpcFn = unsafe { core::mem::transmute::<*mut core::ffi::c_void, QpcFn>(qpc) };
+        let mut freq = 0i64;
+        // SAFETY: as above; any IRQL.
+        unsafe { f(&mut freq) };
+        if let Ok(freq) = u64::try_from(freq) {
+            if freq > 0 {
+                QPC_FREQ.store(freq, Ordering::Relaxed);
+                QPC.store(qpc as usize, Ordering::Relaxed);
+                log::debug!("clock: KeQueryPerformanceCounter at {freq} Hz");
+                return;
+            }
+        }
+    }
+    log::debug!("clock: KUSER_SHARED_DATA");
 }
 
 fn resolve(name: &[u16]) -> *mut core::ffi::c_void {
@@ -61,7 +80,7 @@ mod utf16 {
         out
     }
     pub(super) const PRECISE: [u16; 27] = widen(b"KeQueryInterruptTimePrecise");
-    pub(super) const PLAIN: [u16; 20] = widen(b"KeQueryInterruptTime");
+    pub(super) const QPC: [u16; 25] = widen(b"KeQueryPerformanceCounter");
 }
 
 impl Instant {
@@ -76,12 +95,15 @@ impl Instant {
             // SAFETY: valid out pointer; callable at any IRQL.
             return Self(unsafe { f(&mut qpc) });
         }
-        let plain = QUERY.load(Ordering::Relaxed);
-        if plain != 0 {
+        let qpc = QPC.load(Ordering::Relaxed);
+        if qpc != 0 {
             // SAFETY: as above.
-            let f: QueryFn = unsafe { core::mem::transmute::<usize, QueryFn>(plain) };
-            // SAFETY: no arguments; callable at any IRQL.
-            return Self(unsafe { f() });
+            let f: QpcFn = unsafe { core::mem::transmute::<usize, QpcFn>(qpc) };
+            // SAFETY: a null frequency pointer is allowed; callable at any IRQL.
+            let count = unsafe { f(core::ptr::null_mut()) };
+            let freq = QPC_FREQ.load(Ordering::Relaxed).max(1);
+            let t = u128::from(u64::try_from(count).unwrap_or(0)) * 10_000_000 / u128::from(freq);
+            return Self(u64::try_from(t).unwrap_or(u64::MAX));
         }
         Self(shared_interrupt_time())
     }

@@ -367,7 +367,9 @@ fn malformed_request_is_400_and_others_are_still_served() {
         let mut bad = Conn::open(addr);
         bad.send(garbage);
         let r = bad.read_response().unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(garbage)));
-        assert_eq!(r.status, 400, "{:?} -> {r:?}", String::from_utf8_lossy(garbage));
+        // An unknown HTTP version may be answered 505 instead.
+        let ok = r.status == 400 || (garbage.starts_with(b"GET / HTTP/9") && r.status == 505);
+        assert!(ok, "{:?} -> {r:?}", String::from_utf8_lossy(garbage));
         assert_eq!(get(addr, "/").status, 200, "not served after {:?}", String::from_utf8_lossy(garbage));
     }
 }

@@ -51,7 +51,8 @@ options:
   --port N              the TCP port the driver answers on (default 8080)
 
 environment:
-  WSK_WINEPREFIX        Wine prefix (default target/wine/prefix)
+  WSK_WINE_DIR          session directory: prefix, log, state, helper .exe (default target/wine)
+  WSK_WINEPREFIX        Wine prefix (default $WSK_WINE_DIR/prefix)
   WSK_E2E_IDLE_SECS     the driver's idle timeout the Wine tests expect (default 5)";
 
 /// Which driver a command works on: a package to build, or a prebuilt image.

@@ -129,6 +129,20 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_runtime_line_with_log_level_and_totals() {
+        let line = "0140:warn:debugstr:vDbgPrintExWithPrefix 00000000:00000001: wsk: INFO wsk::runtime: unload complete: \
+            pool live allocations 0 (0 bytes), irps live 0, irps in flight 0, mdls live 0, sockets open 0, tasks live 0; \
+            totals: 15 allocations, 10 irps, 4 sockets, 3 connections";
+        let (msg, c) = find_in_log(line).unwrap_or_default();
+        assert!(msg.starts_with("wsk: INFO wsk::runtime: unload complete:"));
+        assert_eq!(c.get("tasks live"), Some(0));
+        assert_eq!(c.get("irps in flight"), Some(0));
+        assert!(c.leaks().is_empty());
+        // "totals: 15 allocations" has no `name number` shape and is skipped, not misread.
+        assert_eq!(c.counters.len(), 7);
+    }
+
+    #[test]
     fn reports_leaks_but_not_totals() {
         let c = parse_unload_line(
             "wsk: unload complete: pool live allocations 3 (96 bytes), pool total allocations 1200, irps in flight 1",

@@ -1,7 +1,8 @@
 //! Wine sessions: a prefix, a keep-alive process, kernel drivers loaded as services, and their log.
 //!
 //! A session is started by one process (`cargo xtask serve`) and may be stopped by another (`cargo xtask stop`),
-//! so its state is written to `target/wine/session.state` (`key=value` lines).
+//! so its state is written to `target/wine/session.state` (`key=value` lines). One session per directory:
+//! starting a session ends the one recorded there; set `WSK_WINE_DIR` to run another one beside it.
 //!
 //! Why it is done this way (see shared/reference/wine.md):
 //! - DbgPrint output appears on the stderr of the *first* Wine process of the session, which services.exe and
@@ -37,13 +38,13 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 /// The Wine environment of this workspace: prefix, log and state file locations.
 #[derive(Clone, Debug)]
 pub struct WineEnv {
-    /// The Wine prefix: `$WSK_WINEPREFIX`, else `target/wine/prefix`.
+    /// The Wine prefix: `$WSK_WINEPREFIX`, else `<dir>/prefix`.
     pub prefix: PathBuf,
-    /// `target/wine`.
+    /// `target/wine`, or `$WSK_WINE_DIR`.
     pub dir: PathBuf,
-    /// The session log (Wine's stderr, with DbgPrint output): `target/wine/session.log`.
+    /// The session log (Wine's stderr, with DbgPrint output): `<dir>/session.log`.
     pub log: PathBuf,
-    /// The session state file: `target/wine/session.state`.
+    /// The session state file: `<dir>/session.state`.
     pub state: PathBuf,
     /// Where the C sources of helper programs are (`tests/wine`).
     pub sources: PathBuf,
@@ -61,9 +62,13 @@ pub struct DriverSpec {
 }
 
 impl WineEnv {
-    /// The environment for the workspace at `paths`.
+    /// The environment for the workspace at `paths`. `$WSK_WINE_DIR` moves the whole session directory
+    /// (prefix, log, state, helper programs), so two sessions can coexist; `$WSK_WINEPREFIX` moves the prefix.
     pub fn new(paths: &Paths) -> Self {
-        let dir = paths.wine_dir();
+        let dir = match std::env::var_os("WSK_WINE_DIR") {
+            Some(d) if !d.is_empty() => paths.root.join(d),
+            _ => paths.wine_dir(),
+        };
         let prefix = match std::env::var_os("WSK_WINEPREFIX") {
             Some(p) if !p.is_empty() => paths.root.join(p),
             _ => dir.join("prefix"),

@@ -57,7 +57,8 @@
 //! * Errors in the request head or framing (400, 413, 414, 417, 431, 501 for a coding, 505) close
 //!   the connection; 404, 405 and 501 for a method keep it, because the body was consumed.
 //! * HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 closes unless `Connection: keep-alive`.
-//! * No `Date` header: the core has no clock (RFC 9110 section 6.6.1 allows this).
+//! * No `Date` header yet: the sans-IO core has no clock. RFC 9110 section 6.6.1 asks a server
+//!   that has one to send it; the driver could pass the time in alongside the stats.
 
 mod chunked;
 mod request;
@@ -164,7 +165,11 @@ enum Outgoing {
     /// The interim `100 Continue`.
     Continue,
     /// A final response in `out[start..end]`.
-    Response { start: usize, end: usize, close: bool },
+    Response {
+        start: usize,
+        end: usize,
+        close: bool,
+    },
     /// The static 500 fallback; closes.
     InternalError,
 }
@@ -231,7 +236,11 @@ struct HeadScan {
 
 impl HeadScan {
     const fn new() -> Self {
-        Self { pos: 0, line_start: 0, request_line_seen: false }
+        Self {
+            pos: 0,
+            line_start: 0,
+            request_line_seen: false,
+        }
     }
 }
 
@@ -281,15 +290,22 @@ impl fmt::Debug for HttpConn {
 impl HttpConn {
     /// A connection waiting for its first request.
     ///
-    /// The value is about 25 KiB: construct it where it will live (the task's state), since a
-    /// kernel stack is 12-24 KiB.
+    /// The value is about 25 KiB and kernel stacks are 12-24 KiB, so let it be constructed where
+    /// it lives (`let mut http = HttpConn::new();` in the task's async fn puts it in the task's
+    /// state) and do not move it around.
     #[must_use]
-    #[allow(clippy::large_stack_arrays)]
     pub const fn new() -> Self {
+        // The buffers come from all-zero constants rather than `[0; N]` expressions: unoptimised
+        // builds materialise a `[0; N]` in a stack temporary before moving it into place (a
+        // 25 KiB frame, a certain double fault in the kernel), while a constant is copied
+        // straight into the return slot, and optimised builds turn that copy into a memset.
+        const ZERO_INPUT: [u8; IN_CAP] = [0; IN_CAP];
+        #[allow(clippy::large_const_arrays)] // deliberately a constant, see above
+        const ZERO_OUT: [u8; OUT_CAP] = [0; OUT_CAP];
         Self {
-            input: [0; IN_CAP],
+            input: ZERO_INPUT,
             in_len: 0,
-            out: [0; OUT_CAP],
+            out: ZERO_OUT,
             body_len: 0,
             content_type: ContentType::new(),
             scan: HeadScan::new(),
@@ -305,7 +321,8 @@ impl HttpConn {
     /// Advances the state machine: parses what is buffered and says what to do next.
     ///
     /// Calling `step` again without [`received`](Self::received) or [`sent`](Self::sent) in
-    /// between returns the same request again. `stats` is read only to build a `/stats` response.
+    /// between returns the same `Step` again. `stats` is read only when a `/stats` response is
+    /// built, once per such request.
     pub fn step(&mut self, stats: &dyn StatsSource) -> Step<'_> {
         self.reading = None;
         self.in_flight = None;
@@ -497,7 +514,11 @@ impl HttpConn {
         match body {
             BodyState::Length { end } => {
                 let end = *end;
-                Ok(if self.fill_body(end) { Wait::Done } else { Wait::Body { end } })
+                Ok(if self.fill_body(end) {
+                    Wait::Done
+                } else {
+                    Wait::Body { end }
+                })
             }
             BodyState::Chunked(chunk) => self.poll_chunked(chunk),
         }
@@ -617,7 +638,9 @@ impl HttpConn {
                 (Code::Ok, Content::Stats(stats.snapshot()), None)
             }
             (Method::Post, Route::Echo) => (Code::Ok, Content::Echo, None),
-            (_, Route::Index | Route::Stats) => (Code::MethodNotAllowed, Content::ErrorText, GET_HEAD),
+            (_, Route::Index | Route::Stats) => {
+                (Code::MethodNotAllowed, Content::ErrorText, GET_HEAD)
+            }
             (_, Route::Echo) => (Code::MethodNotAllowed, Content::ErrorText, Some("POST")),
         };
         let head_only = request.method == Method::Head;
@@ -643,7 +666,10 @@ impl HttpConn {
             Content::ErrorText => {
                 response::write_error_text(body_area, code).map(|len| (len, TEXT_PLAIN))
             }
-            Content::Echo => Ok((self.body_len, self.content_type.get().unwrap_or(OCTET_STREAM))),
+            Content::Echo => Ok((
+                self.body_len,
+                self.content_type.get().unwrap_or(OCTET_STREAM),
+            )),
         };
         let Ok((body_len, content_type)) = body else {
             return Outgoing::InternalError;
@@ -663,7 +689,11 @@ impl HttpConn {
         let start = HEAD_RESERVE - head_len;
         self.out.copy_within(..head_len, start);
         let end = HEAD_RESERVE + if head_only { 0 } else { body_len };
-        Outgoing::Response { start, end, close: persistence == Persistence::Close }
+        Outgoing::Response {
+            start,
+            end,
+            close: persistence == Persistence::Close,
+        }
     }
 }
 

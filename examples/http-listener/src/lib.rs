@@ -20,7 +20,7 @@ use http::{HttpConn, Step};
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The HTTP listener on port 8080 of every local IPv4 address.
-#[wsk::wsk_endpoint(kind = "listen", addr = "0.0.0.0:8080", max_connections = 64)]
+#[wsk::wsk_endpoint(kind = "listen", addr = "0.0.0.0:8080", max_connections = 128)]
 pub struct HttpListener {
     requests: AtomicU64,
 }

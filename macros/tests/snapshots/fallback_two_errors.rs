@@ -1,6 +1,6 @@
 // Input:
-// #[wsk_endpoint(kind = "lisen" , addr = "localhost:80")]
-// struct Broken ;
+// #[wsk_endpoint(kind = "lisen", addr = "localhost:80")]
+// struct Broken;
 //
 // Output (WSK_BLESS=1 cargo test -p wsk-macros to update):
 

@@ -1,6 +1,8 @@
 // Input:
-// #[wsk_endpoint(kind = "listen" , addr = "0.0.0.0:8080")]
-// pub struct HttpListener { served : core :: sync :: atomic :: AtomicU64 }
+// #[wsk_endpoint(kind = "listen", addr = "0.0.0.0:8080")]
+// pub struct HttpListener {
+//     served: core::sync::atomic::AtomicU64,
+// }
 //
 // Output (WSK_BLESS=1 cargo test -p wsk-macros to update):
 
@@ -24,7 +26,10 @@ const _: () = {
     #[automatically_derived]
     impl ::wsk::Endpoint for HttpListener {
         fn default_addr(&self) -> ::wsk::SocketAddr {
-            <Self as ::wsk::__private::ListenEndpoint>::CONFIG.addr
+            ::wsk::__private::SocketAddr::from_sockaddr_in_bytes([
+                2u8, 0u8, 31u8, 144u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8,
+                0u8, 0u8,
+            ])
         }
         fn start_at(
             &'static self,

@@ -1,6 +1,13 @@
 // Input:
-// #[wsk_endpoint(kind = "listen" , addr = "[fe80::1%3]:443" , max_connections = 8 , backlog = 128 , exclusive)]
-// # [derive (Default)] pub (crate) struct Tls (u32) ;
+// #[wsk_endpoint(
+//     kind = "listen",
+//     addr = "[fe80::1%3]:443",
+//     max_connections = 8,
+//     backlog = 128,
+//     exclusive
+// )]
+// #[derive(Default)]
+// pub(crate) struct Tls(u32);
 //
 // Output (WSK_BLESS=1 cargo test -p wsk-macros to update):
 
@@ -23,7 +30,10 @@ const _: () = {
     #[automatically_derived]
     impl ::wsk::Endpoint for Tls {
         fn default_addr(&self) -> ::wsk::SocketAddr {
-            <Self as ::wsk::__private::ListenEndpoint>::CONFIG.addr
+            ::wsk::__private::SocketAddr::from_sockaddr_in6_bytes([
+                23u8, 0u8, 1u8, 187u8, 0u8, 0u8, 0u8, 0u8, 254u8, 128u8, 0u8, 0u8, 0u8,
+                0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 1u8, 3u8, 0u8, 0u8, 0u8,
+            ])
         }
         fn start_at(
             &'static self,

@@ -69,12 +69,17 @@ pub(super) struct ContentType {
 
 impl ContentType {
     pub(super) const fn new() -> Self {
-        Self { buf: [0; CTYPE_CAP], len: None }
+        Self {
+            buf: [0; CTYPE_CAP],
+            len: None,
+        }
     }
 
-    /// The stored value, if the request had one.
+    /// The stored value, if the request had a non-empty one.
     pub(super) fn get(&self) -> Option<&[u8]> {
-        self.len.and_then(|len| self.buf.get(..len))
+        self.len
+            .and_then(|len| self.buf.get(..len))
+            .filter(|value| !value.is_empty())
     }
 
     /// Stores `value`; returns `false` (and stores nothing) when it does not fit.
@@ -177,7 +182,10 @@ pub(super) fn downgrade_minor_version(line: &mut [u8]) {
         Some((b'\r', rest)) => rest,
         _ => line,
     };
-    let tail = line.len().checked_sub(9).and_then(|start| line.get_mut(start..));
+    let tail = line
+        .len()
+        .checked_sub(9)
+        .and_then(|start| line.get_mut(start..));
     if let Some([b' ', b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor @ b'2'..=b'9']) = tail {
         *minor = b'1';
     }
@@ -185,9 +193,15 @@ pub(super) fn downgrade_minor_version(line: &mut [u8]) {
 
 /// The first non-empty line of `buf`, without its line terminator.
 fn request_line(buf: &[u8]) -> &[u8] {
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
     let rest = buf.get(start..).unwrap_or_default();
-    let end = rest.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(rest.len());
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
     rest.get(..end).unwrap_or_default()
 }
 
@@ -245,7 +259,10 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 /// The elements of a comma-separated field value, trimmed, empty elements skipped (RFC 9110
 /// section 5.6.1 requires recipients to tolerate them).
 fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|item| !item.is_empty())
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|item| !item.is_empty())
 }
 
 /// A `Content-Length` as declared, before it is checked against the limit.
@@ -375,7 +392,10 @@ fn parse_length(item: &[u8]) -> Option<Length> {
     }
     let mut value: u64 = 0;
     for &digit in item {
-        match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(digit - b'0'))) {
+        match value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(digit - b'0')))
+        {
             Some(next) => value = next,
             None => return Some(Length::Huge),
         }
