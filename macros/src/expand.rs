@@ -54,6 +54,7 @@ fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
     let addr = sockaddr(&endpoint.addr);
     let max_connections = endpoint.max_connections;
     let exclusive = endpoint.exclusive;
+    let v6only = endpoint.v6only;
     let backlog = endpoint.backlog;
     // Spanned at the user's ident: a missing `ListenHandler` impl (the supertrait) is reported there.
     let listen_endpoint = quote_spanned! {ident.span()=>
@@ -64,6 +65,7 @@ fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
                 addr: #addr,
                 max_connections: #max_connections,
                 exclusive: #exclusive,
+                v6only: #v6only,
                 backlog: #backlog,
             };
         }

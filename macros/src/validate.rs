@@ -153,16 +153,6 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
         }
     }
 
-    // The runtime's listen configuration has no IPV6_V6ONLY yet; never drop a socket option silently.
-    if let (Some(Kind::Listen), Some(key), Some(Family::V6)) =
-        (kind, args.v6only.key(), local.map(|l| l.family()))
-    {
-        errors.push(error_at(
-            key.span(),
-            "`v6only` is not supported yet: the runtime cannot set `IPV6_V6ONLY` on listen endpoints in this version",
-        ));
-    }
-
     let valid = errors.is_empty();
     for e in errors {
         accumulator.push(e);
@@ -285,7 +275,6 @@ mod tests {
             (quote!(kind = "datagram", addr = "0.0.0.0:1"), "`kind = \"datagram\"` is not supported yet: only `listen` endpoints can be generated in this version"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", remote = "1.2.3.4:5"), "`remote` is only valid for `connection` and `stream` endpoints, not `listen`"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", v6only), "`v6only` needs an IPv6 `addr`\n\n= help: bind to `[::]:PORT`, or remove `v6only`"),
-            (quote!(kind = "listen", addr = "[::]:1", v6only = false), "`v6only` is not supported yet: the runtime cannot set `IPV6_V6ONLY` on listen endpoints in this version"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", protocol = "udp"), "`protocol = \"udp\"` does not match `kind = \"listen\"`: listen endpoints use `tcp`\n\n= help: remove `protocol` or write `protocol = \"tcp\"`"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", max_connections = 0), "`max_connections` must be in 1..=65535, found `0`"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", max_connections = 65536), "`max_connections` must be in 1..=65535, found `65536`"),

@@ -56,6 +56,8 @@ pub struct ListenConfig {
     pub max_connections: u32,
     /// SO_EXCLUSIVEADDRUSE before bind.
     pub exclusive: bool,
+    /// IPV6_V6ONLY before bind (IPv6 addresses only; the macro rejects it on IPv4).
+    pub v6only: bool,
     /// Backlog hint (0 = provider default; WSK binds listen sockets with the provider's backlog).
     pub backlog: u32,
 }
@@ -72,7 +74,7 @@ pub trait ListenEndpoint: ListenHandler {
 /// As for [`Endpoint::start_at`].
 pub fn start_listener<E: ListenEndpoint>(ep: &'static E, rt: &'static Runtime, addr: SocketAddr) -> Result<()> {
     let cfg = E::CONFIG;
-    let options = BindOptions { exclusive: cfg.exclusive };
+    let options = BindOptions { exclusive: cfg.exclusive, v6only: cfg.v6only };
     let listener = rt.block_on(ListenSocket::bind(rt, addr, options))?;
     let limit = PoolArc::try_new(Limit { active: AtomicU32::new(0), max: cfg.max_connections.max(1), waker: AtomicWaker::new() })
         .ok_or(Error::new(Step::Spawn, crate::sys::STATUS_INSUFFICIENT_RESOURCES).at(addr))?;

@@ -41,6 +41,8 @@ const CANCEL_GRACE: u64 = 2_000_000;
 pub struct BindOptions {
     /// SO_EXCLUSIVEADDRUSE.
     pub exclusive: bool,
+    /// IPV6_V6ONLY (IPv6 sockets only; ignored for IPv4).
+    pub v6only: bool,
 }
 
 /// The pool allocation behind every socket.
@@ -360,8 +362,16 @@ impl ListenSocket {
     pub async fn bind(rt: &'static Runtime, addr: SocketAddr, options: BindOptions) -> Result<Self> {
         let core = SocketCore::alloc(rt).map_err(|e| e.at(addr))?;
         create(&core, addr.family(), sys::WSK_FLAG_LISTEN_SOCKET).await.map_err(|e| e.at(addr))?;
-        if options.exclusive {
-            if let Err(e) = set_option(&core, sys::SOL_SOCKET, sys::SO_EXCLUSIVEADDRUSE, 1).await {
+        // Options WSK takes only before bind.
+        let before_bind = [
+            (options.exclusive, sys::SOL_SOCKET, sys::SO_EXCLUSIVEADDRUSE),
+            (options.v6only && addr.family() == sys::AF_INET6, sys::IPPROTO_IPV6, sys::IPV6_V6ONLY),
+        ];
+        for (wanted, level, option) in before_bind {
+            if !wanted {
+                continue;
+            }
+            if let Err(e) = set_option(&core, level, option, 1).await {
                 let _ = core.close().await;
                 return Err(e.at(addr));
             }

@@ -57,7 +57,10 @@ macro_rules! server {
 }
 
 fn idle_timeout() -> Duration {
-    let secs = std::env::var("WSK_E2E_IDLE_SECS").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(5);
+    let secs = std::env::var("WSK_E2E_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(5);
     Duration::from_secs(secs)
 }
 
@@ -74,7 +77,10 @@ struct Response {
 
 impl Response {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     fn body_text(&self) -> String {
@@ -83,7 +89,8 @@ impl Response {
 
     /// Whether the server announced it will close the connection.
     fn closes(&self) -> bool {
-        self.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -100,15 +107,26 @@ impl Conn {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Conn { stream, buf: Vec::new() }
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     fn send(&mut self, raw: &[u8]) {
-        self.stream.write_all(raw).unwrap_or_else(|e| panic!("write: {e}"));
+        self.stream
+            .write_all(raw)
+            .unwrap_or_else(|e| panic!("write: {e}"));
     }
 
     /// Sends one request with `Host` and, for a body, `Content-Length`; returns the response.
-    fn request(&mut self, method: &str, path: &str, extra_headers: &[(&str, &str)], body: &[u8]) -> Response {
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        extra_headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
         for (k, v) in extra_headers {
             raw.push_str(&format!("{k}: {v}\r\n"));
@@ -120,7 +138,8 @@ impl Conn {
         let mut raw = raw.into_bytes();
         raw.extend_from_slice(body);
         self.send(&raw);
-        self.read_response().unwrap_or_else(|e| panic!("{method} {path}: reading the response: {e}"))
+        self.read_response()
+            .unwrap_or_else(|e| panic!("{method} {path}: reading the response: {e}"))
     }
 
     fn get(&mut self, path: &str) -> Response {
@@ -143,7 +162,11 @@ impl Conn {
             if self.fill()? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("connection closed before a complete response head ({} bytes: {:?})", self.buf.len(), String::from_utf8_lossy(&self.buf)),
+                    format!(
+                        "connection closed before a complete response head ({} bytes: {:?})",
+                        self.buf.len(),
+                        String::from_utf8_lossy(&self.buf)
+                    ),
                 ));
             }
         };
@@ -154,20 +177,36 @@ impl Conn {
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or("").to_owned();
         let status = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("bad status line {status_line:?}"))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad status line {status_line:?}"),
+            )
         })?;
-        assert!(version.starts_with("HTTP/1."), "bad status line {status_line:?}");
+        assert!(
+            version.starts_with("HTTP/1."),
+            "bad status line {status_line:?}"
+        );
         let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            })
             .collect();
-        let length = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| {
-            v.parse::<usize>().unwrap_or_else(|_| panic!("bad Content-Length {v:?}"))
-        });
+        let length = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| {
+                v.parse::<usize>()
+                    .unwrap_or_else(|_| panic!("bad Content-Length {v:?}"))
+            });
         let body = match length {
             Some(n) => {
                 while self.buf.len() < n {
                     if self.fill()? == 0 {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("body: {} of {n} bytes", self.buf.len())));
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("body: {} of {n} bytes", self.buf.len()),
+                        ));
                     }
                 }
                 self.buf.drain(..n).collect()
@@ -177,7 +216,12 @@ impl Conn {
                 std::mem::take(&mut self.buf)
             }
         };
-        Ok(Response { version, status, headers, body })
+        Ok(Response {
+            version,
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Waits up to `limit` for the server to close the connection (EOF or reset). Data that arrives
@@ -185,12 +229,20 @@ impl Conn {
     fn closed_within(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-            self.stream.set_read_timeout(Some(left.min(Duration::from_millis(500)))).unwrap();
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            self.stream
+                .set_read_timeout(Some(left.min(Duration::from_millis(500))))
+                .unwrap();
             match self.fill() {
                 Ok(0) => return true,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return true, // reset
             }
         }
@@ -223,7 +275,9 @@ fn stats(addr: SocketAddr) -> String {
 
 /// Resets a connection (SO_LINGER 0, then close): the server sees a RST, not a FIN.
 fn reset(stream: TcpStream) {
-    socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
     drop(stream);
 }
 
@@ -233,7 +287,11 @@ fn curl(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run curl (is it installed? `cargo xtask setup`): {e}"));
-    assert!(out.status.success(), "curl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -245,14 +303,28 @@ fn get_root_is_a_small_html_page() {
     let r = get(addr, "/");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.version, "HTTP/1.1");
-    assert!(r.header("content-type").is_some_and(|v| v.starts_with("text/html")), "{r:?}");
-    assert!(!r.body.is_empty() && r.body.len() < 16384, "body of {} bytes", r.body.len());
+    assert!(
+        r.header("content-type")
+            .is_some_and(|v| v.starts_with("text/html")),
+        "{r:?}"
+    );
+    assert!(
+        !r.body.is_empty() && r.body.len() < 16384,
+        "body of {} bytes",
+        r.body.len()
+    );
 }
 
 #[test]
 fn curl_get_root_gives_200() {
     let addr = server!();
-    let code = curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("http://{addr}/")]);
+    let code = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://{addr}/"),
+    ]);
     assert_eq!(code, "200");
     let page = curl(&["-i", &format!("http://{addr}/")]);
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
@@ -270,16 +342,29 @@ fn stats_is_json_with_the_counters() {
         "pool_total_allocations",
         "irps_in_flight",
     ] {
-        assert!(json_u64(&before, key).is_some(), "/stats lacks a numeric {key:?}: {before}");
+        assert!(
+            json_u64(&before, key).is_some(),
+            "/stats lacks a numeric {key:?}: {before}"
+        );
     }
     let r = get(addr, "/stats");
-    assert!(r.header("content-type").is_some_and(|v| v.contains("application/json")), "{r:?}");
+    assert!(
+        r.header("content-type")
+            .is_some_and(|v| v.contains("application/json")),
+        "{r:?}"
+    );
     assert_eq!(get(addr, "/").status, 200);
     let after = stats(addr);
     let served = |s: &str| json_u64(s, "requests_served").unwrap_or(0);
     let accepted = |s: &str| json_u64(s, "connections_accepted").unwrap_or(0);
-    assert!(served(&after) >= served(&before) + 3, "requests_served did not grow: {before} -> {after}");
-    assert!(accepted(&after) >= accepted(&before) + 3, "connections_accepted did not grow: {before} -> {after}");
+    assert!(
+        served(&after) >= served(&before) + 3,
+        "requests_served did not grow: {before} -> {after}"
+    );
+    assert!(
+        accepted(&after) >= accepted(&before) + 3,
+        "connections_accepted did not grow: {before} -> {after}"
+    );
 }
 
 #[test]
@@ -293,14 +378,24 @@ fn post_echo_roundtrip() {
 
     // Exactly at the limit, sent in pieces with pauses so the server must reassemble it.
     let big: Vec<u8> = (0..ECHO_LIMIT).map(|i| b'a' + (i % 26) as u8).collect();
-    c.send(format!("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n", big.len()).as_bytes());
+    c.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        )
+        .as_bytes(),
+    );
     for piece in big.chunks(4000) {
         c.send(piece);
         thread::sleep(Duration::from_millis(20));
     }
     let r = c.read_response().unwrap();
     assert_eq!(r.status, 200);
-    assert!(r.body == big, "echoed body differs ({} bytes back)", r.body.len());
+    assert!(
+        r.body == big,
+        "echoed body differs ({} bytes back)",
+        r.body.len()
+    );
 
     // Empty body.
     let r = c.request("POST", "/echo", &[], b"");
@@ -311,7 +406,11 @@ fn post_echo_roundtrip() {
 #[test]
 fn curl_post_echo() {
     let addr = server!();
-    let out = curl(&["--data-binary", "curl says hi", &format!("http://{addr}/echo")]);
+    let out = curl(&[
+        "--data-binary",
+        "curl says hi",
+        &format!("http://{addr}/echo"),
+    ]);
     assert_eq!(out, "curl says hi");
 }
 
@@ -327,7 +426,10 @@ fn unknown_path_is_404() {
 #[test]
 fn wrong_method_is_405() {
     let addr = server!();
-    assert_eq!(Conn::open(addr).request("DELETE", "/", &[], b"").status, 405);
+    assert_eq!(
+        Conn::open(addr).request("DELETE", "/", &[], b"").status,
+        405
+    );
     assert_eq!(Conn::open(addr).request("POST", "/", &[], b"x").status, 405);
     assert_eq!(Conn::open(addr).get("/echo").status, 405);
 }
@@ -337,7 +439,13 @@ fn echo_body_over_the_limit_is_413() {
     let addr = server!();
     let mut c = Conn::open(addr);
     // Only the head: the server must decide from Content-Length, without reading 16 KiB + 1 first.
-    c.send(format!("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n", ECHO_LIMIT + 1).as_bytes());
+    c.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+            ECHO_LIMIT + 1
+        )
+        .as_bytes(),
+    );
     let r = c.read_response().unwrap();
     assert_eq!(r.status, 413, "{r:?}");
     assert_eq!(get(addr, "/").status, 200);
@@ -366,11 +474,18 @@ fn malformed_request_is_400_and_others_are_still_served() {
     ] {
         let mut bad = Conn::open(addr);
         bad.send(garbage);
-        let r = bad.read_response().unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(garbage)));
+        let r = bad
+            .read_response()
+            .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(garbage)));
         // An unknown HTTP version may be answered 505 instead.
         let ok = r.status == 400 || (garbage.starts_with(b"GET / HTTP/9") && r.status == 505);
         assert!(ok, "{:?} -> {r:?}", String::from_utf8_lossy(garbage));
-        assert_eq!(get(addr, "/").status, 200, "not served after {:?}", String::from_utf8_lossy(garbage));
+        assert_eq!(
+            get(addr, "/").status,
+            200,
+            "not served after {:?}",
+            String::from_utf8_lossy(garbage)
+        );
     }
 }
 
@@ -385,7 +500,10 @@ fn hundred_keep_alive_requests_on_one_connection() {
         let path = if i % 10 == 9 { "/stats" } else { "/" };
         let r = c.get(path);
         assert_eq!(r.status, 200, "request {i}: {r:?}");
-        assert!(!r.closes(), "request {i}: the server wants to close a keep-alive connection");
+        assert!(
+            !r.closes(),
+            "request {i}: the server wants to close a keep-alive connection"
+        );
     }
     assert_eq!(c.stream.local_addr().unwrap(), local);
 }
@@ -434,7 +552,10 @@ fn http10_closes_unless_keep_alive() {
     c.send(b"GET / HTTP/1.0\r\n\r\n");
     let r = c.read_response().unwrap();
     assert_eq!(r.status, 200);
-    assert!(c.closed_within(Duration::from_secs(3)), "HTTP/1.0 without keep-alive: the server did not close");
+    assert!(
+        c.closed_within(Duration::from_secs(3)),
+        "HTTP/1.0 without keep-alive: the server did not close"
+    );
 
     let mut c = Conn::open(addr);
     for i in 0..3 {
@@ -451,7 +572,10 @@ fn http11_connection_close_is_honoured() {
     let mut c = Conn::open(addr);
     let r = c.request("GET", "/", &[("Connection", "close")], b"");
     assert_eq!(r.status, 200);
-    assert!(c.closed_within(Duration::from_secs(3)), "Connection: close: the server did not close");
+    assert!(
+        c.closed_within(Duration::from_secs(3)),
+        "Connection: close: the server did not close"
+    );
 }
 
 #[test]
@@ -465,14 +589,26 @@ fn silent_client_is_closed_after_idle_timeout_while_others_are_served() {
     assert_eq!(after_request.get("/").status, 200);
     let mut partial = Conn::open(addr);
     partial.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"); // never finished
-    let mut idlers = [("silent", silent, None), ("idle keep-alive", after_request, None), ("partial request", partial, None)];
+    let mut idlers = [
+        ("silent", silent, None),
+        ("idle keep-alive", after_request, None),
+        ("partial request", partial, None),
+    ];
 
     // Others are served meanwhile, on new and on kept-alive connections; the idle ones are watched so an
     // early close is caught.
     let mut busy = Conn::open(addr);
     while start.elapsed() < idle + grace && idlers.iter().any(|(_, _, closed)| closed.is_none()) {
-        assert_eq!(busy.get("/").status, 200, "kept-alive connection not served while others idle");
-        assert_eq!(get(addr, "/").status, 200, "new connection not served while others idle");
+        assert_eq!(
+            busy.get("/").status,
+            200,
+            "kept-alive connection not served while others idle"
+        );
+        assert_eq!(
+            get(addr, "/").status,
+            200,
+            "new connection not served while others idle"
+        );
         for (_, c, closed) in idlers.iter_mut().filter(|(_, _, closed)| closed.is_none()) {
             if c.closed_within(Duration::from_millis(1)) {
                 *closed = Some(start.elapsed());
@@ -482,11 +618,21 @@ fn silent_client_is_closed_after_idle_timeout_while_others_are_served() {
     }
     for (what, _, closed) in &idlers {
         let Some(at) = closed else {
-            panic!("{what} connection still open {} s after connecting (idle timeout {idle:?})", (idle + grace).as_secs());
+            panic!(
+                "{what} connection still open {} s after connecting (idle timeout {idle:?})",
+                (idle + grace).as_secs()
+            );
         };
-        assert!(*at >= idle / 2, "{what} connection closed after {at:?}, long before the {idle:?} idle timeout");
+        assert!(
+            *at >= idle / 2,
+            "{what} connection closed after {at:?}, long before the {idle:?} idle timeout"
+        );
     }
-    assert_eq!(busy.get("/").status, 200, "the busy connection was closed although it was never idle");
+    assert_eq!(
+        busy.get("/").status,
+        200,
+        "the busy connection was closed although it was never idle"
+    );
 }
 
 #[test]
@@ -502,7 +648,9 @@ fn client_resets_do_not_disturb_the_server() {
         reset(c.stream);
         // Reset in the middle of a body the server is waiting for.
         let mut c = Conn::open(addr);
-        c.send(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nonly a little");
+        c.send(
+            b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nonly a little",
+        );
         thread::sleep(Duration::from_millis(20));
         reset(c.stream);
         // Reset while the response is (maybe) on its way.
@@ -513,9 +661,17 @@ fn client_resets_do_not_disturb_the_server() {
         let mut c = Conn::open(addr);
         c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         c.stream.shutdown(Shutdown::Write).unwrap();
-        assert_eq!(c.read_response().unwrap().status, 200, "round {round}: half-closed client");
+        assert_eq!(
+            c.read_response().unwrap().status,
+            200,
+            "round {round}: half-closed client"
+        );
 
-        assert_eq!(get(addr, "/").status, 200, "round {round}: not served after resets");
+        assert_eq!(
+            get(addr, "/").status,
+            200,
+            "round {round}: not served after resets"
+        );
     }
     // Every reset connection is released: connections_open comes back down.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -525,7 +681,10 @@ fn client_resets_do_not_disturb_the_server() {
         if open <= open_before {
             break;
         }
-        assert!(Instant::now() < deadline, "connections_open stays at {open} (was {open_before}) after resets: {s}");
+        assert!(
+            Instant::now() < deadline,
+            "connections_open stays at {open} (was {open_before}) after resets: {s}"
+        );
         thread::sleep(Duration::from_millis(100));
     }
 }

@@ -93,11 +93,20 @@ pub struct Row {
 ///
 /// # Errors
 /// If the driver's `GET /` fails, the peer cannot start, or wrk fails.
-pub fn run(session: &mut Session, driver_port: u16, secs: u32, json_out: &Path) -> Result<Vec<Row>> {
+pub fn run(
+    session: &mut Session,
+    driver_port: u16,
+    secs: u32,
+    json_out: &Path,
+) -> Result<Vec<Row>> {
     let body_len = get_body_len(driver_port, "/")?;
     println!("bench: the driver's GET / has a {body_len}-byte body; the peer sends the same size");
     let peer = session.env().build_exe("peer_http", &["ws2_32"])?;
-    session.spawn_program(&peer, &[PEER_PORT.to_string(), body_len.to_string()], PEER_PORT)?;
+    session.spawn_program(
+        &peer,
+        &[PEER_PORT.to_string(), body_len.to_string()],
+        PEER_PORT,
+    )?;
     let mut rows = Vec::new();
     for &(threads, connections) in CASES {
         for (server, port) in [("wsk", driver_port), ("peer", PEER_PORT)] {
@@ -105,9 +114,17 @@ pub fn run(session: &mut Session, driver_port: u16, secs: u32, json_out: &Path) 
             println!("bench: wrk -t{threads} -c{connections} -d{secs}s {url} ({server})");
             let result = wrk(&url, threads, connections, secs)?;
             if result.non_2xx > 0 || result.requests == 0 {
-                println!("bench: warning: {server}: {} requests, {} non-2xx", result.requests, result.non_2xx);
+                println!(
+                    "bench: warning: {server}: {} requests, {} non-2xx",
+                    result.requests, result.non_2xx
+                );
             }
-            rows.push(Row { server, threads, connections, result });
+            rows.push(Row {
+                server,
+                threads,
+                connections,
+                result,
+            });
         }
     }
     print_table(&rows);
@@ -134,10 +151,22 @@ fn print_table(rows: &[Row]) {
     println!("| load (wrk, keep-alive) | wsk driver req/s | user-mode C peer req/s | wsk/peer | errors (wsk; peer) |");
     println!("|---|---|---|---|---|");
     for &(t, c) in CASES {
-        let find = |s: &str| rows.iter().find(|r| r.server == s && r.threads == t && r.connections == c);
-        let (Some(w), Some(p)) = (find("wsk"), find("peer")) else { continue };
+        let find = |s: &str| {
+            rows.iter()
+                .find(|r| r.server == s && r.threads == t && r.connections == c)
+        };
+        let (Some(w), Some(p)) = (find("wsk"), find("peer")) else {
+            continue;
+        };
         let errors = |r: &Row| {
-            format!("{} non-2xx{}", r.result.non_2xx, r.result.socket_errors.as_ref().map_or(String::new(), |e| format!(", {e}")))
+            format!(
+                "{} non-2xx{}",
+                r.result.non_2xx,
+                r.result
+                    .socket_errors
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(", {e}"))
+            )
         };
         println!(
             "| -t{t} -c{c} | {:.0} | {:.0} | {} | {}; {} |",
@@ -189,7 +218,9 @@ pub fn to_json(rows: &[Row], secs: u32, body_len: usize) -> String {
 }
 
 fn opt_str(s: &Option<String>) -> String {
-    s.as_ref().map_or("null".to_owned(), |s| format!("\"{}\"", util::json_escape(s)))
+    s.as_ref().map_or("null".to_owned(), |s| {
+        format!("\"{}\"", util::json_escape(s))
+    })
 }
 
 /// `GET path` over HTTP/1.0 on 127.0.0.1:`port`; the body length of a 200 answer.
@@ -206,11 +237,17 @@ fn get_body_len(port: u16, path: &str) -> Result<usize> {
         bail!("bench: no complete answer to GET {path} from {addr}: {text:?}");
     };
     if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1) != Some("200") {
-        bail!("bench: GET {path} on {addr} did not answer 200: {}", head.lines().next().unwrap_or(""));
+        bail!(
+            "bench: GET {path} on {addr} did not answer 200: {}",
+            head.lines().next().unwrap_or("")
+        );
     }
     let declared = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
+        k.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())
+            .flatten()
     });
     Ok(declared.unwrap_or(body.len()))
 }
@@ -240,7 +277,10 @@ Transfer/sec:    240.00KB
         assert_eq!(r.requests_per_sec, 2300.5);
         assert_eq!(r.requests, 11500);
         assert_eq!(r.non_2xx, 5);
-        assert_eq!(r.socket_errors.as_deref(), Some("connect 0, read 2, write 0, timeout 0"));
+        assert_eq!(
+            r.socket_errors.as_deref(),
+            Some("connect 0, read 2, write 0, timeout 0")
+        );
         assert_eq!(r.latency_avg.as_deref(), Some("412.00us"));
         assert!(parse_wrk("wrk: connection refused").is_err());
     }
@@ -251,7 +291,10 @@ Transfer/sec:    240.00KB
             server,
             threads: 1,
             connections: 1,
-            result: WrkResult { requests_per_sec: rps, ..WrkResult::default() },
+            result: WrkResult {
+                requests_per_sec: rps,
+                ..WrkResult::default()
+            },
         };
         let rows = [row("wsk", 3000.0), row("peer", 2000.0)];
         assert_eq!(ratio(&rows, 1, 1), Some(1.5));

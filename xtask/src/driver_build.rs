@@ -31,7 +31,10 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { package: DEFAULT_PACKAGE.to_owned(), release: true }
+        BuildOptions {
+            package: DEFAULT_PACKAGE.to_owned(),
+            release: true,
+        }
     }
 }
 
@@ -51,7 +54,8 @@ pub struct BuiltDriver {
 /// If cargo fails, the DLL is not where expected, objdump fails, or the image check finds a problem.
 pub fn build(paths: &Paths, opts: &BuildOptions) -> Result<BuiltDriver> {
     let mut cmd = util::cargo();
-    cmd.current_dir(&paths.root).args(["build", "-p", &opts.package, "--target", RUST_TARGET]);
+    cmd.current_dir(&paths.root)
+        .args(["build", "-p", &opts.package, "--target", RUST_TARGET]);
     if opts.release {
         cmd.arg("--release");
     }
@@ -59,7 +63,11 @@ pub fn build(paths: &Paths, opts: &BuildOptions) -> Result<BuiltDriver> {
 
     let name = opts.package.replace('-', "_");
     let profile = if opts.release { "release" } else { "debug" };
-    let dll = paths.target.join(RUST_TARGET).join(profile).join(format!("{name}.dll"));
+    let dll = paths
+        .target
+        .join(RUST_TARGET)
+        .join(profile)
+        .join(format!("{name}.dll"));
     if !dll.is_file() {
         bail!(
             "build: {} not found; is `{}` a cdylib crate (crate-type = [\"cdylib\"])?",
@@ -81,14 +89,31 @@ pub fn build(paths: &Paths, opts: &BuildOptions) -> Result<BuiltDriver> {
 /// # Errors
 /// If objdump fails or the image is not a clean kernel image.
 pub fn check_file(sys: &std::path::Path) -> Result<PeInfo> {
-    let text = util::stdout_of(Command::new("x86_64-w64-mingw32-objdump").arg("-p").arg(sys))?;
+    let text = util::stdout_of(
+        Command::new("x86_64-w64-mingw32-objdump")
+            .arg("-p")
+            .arg(sys),
+    )?;
     let info = parse_objdump(&text);
-    println!("{}: subsystem {}", sys.display(), info.subsystem.map_or("?".to_owned(), |s| s.to_string()));
+    println!(
+        "{}: subsystem {}",
+        sys.display(),
+        info.subsystem.map_or("?".to_owned(), |s| s.to_string())
+    );
     for dll in &info.imports {
-        println!("  imports {} ({} functions): {}", dll.name, dll.functions.len(), dll.functions.join(" "));
+        println!(
+            "  imports {} ({} functions): {}",
+            dll.name,
+            dll.functions.len(),
+            dll.functions.join(" ")
+        );
     }
     if let Err(problems) = check_kernel_image(&info) {
-        bail!("{} is not a valid kernel driver image:\n  {}", sys.display(), problems.join("\n  "));
+        bail!(
+            "{} is not a valid kernel driver image:\n  {}",
+            sys.display(),
+            problems.join("\n  ")
+        );
     }
     Ok(info)
 }
@@ -127,7 +152,10 @@ pub fn parse_objdump(text: &str) -> PeInfo {
             continue;
         }
         if let Some(name) = trimmed.strip_prefix("DLL Name:") {
-            info.imports.push(ImportedDll { name: name.trim().to_owned(), functions: Vec::new() });
+            info.imports.push(ImportedDll {
+                name: name.trim().to_owned(),
+                functions: Vec::new(),
+            });
             in_dll = true;
             continue;
         }
@@ -162,7 +190,10 @@ pub fn check_kernel_image(info: &PeInfo) -> std::result::Result<(), Vec<String>>
         None => problems.push("objdump printed no Subsystem field: is this a PE image?".to_owned()),
     }
     for dll in &info.imports {
-        if !ALLOWED_IMPORTS.iter().any(|a| a.eq_ignore_ascii_case(&dll.name)) {
+        if !ALLOWED_IMPORTS
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&dll.name))
+        {
             problems.push(format!(
                 "imports {} ({}); a driver may import only {}",
                 dll.name,
@@ -245,9 +276,15 @@ Subsystem		00000001	(NT native)
         assert_eq!(info.subsystem, Some(1));
         assert_eq!(info.imports.len(), 2);
         assert_eq!(info.imports[0].name, "NETIO.SYS");
-        assert_eq!(info.imports[0].functions, ["WskCaptureProviderNPI", "WskDeregister"]);
+        assert_eq!(
+            info.imports[0].functions,
+            ["WskCaptureProviderNPI", "WskDeregister"]
+        );
         assert_eq!(info.imports[1].name, "ntoskrnl.exe");
-        assert_eq!(info.imports[1].functions, ["DbgPrint", "ExAllocatePoolWithTag"]);
+        assert_eq!(
+            info.imports[1].functions,
+            ["DbgPrint", "ExAllocatePoolWithTag"]
+        );
         assert_eq!(check_kernel_image(&info), Ok(()));
     }
 
@@ -264,14 +301,18 @@ Subsystem		00000001	(NT native)
 
     #[test]
     fn allowed_imports_are_case_insensitive() {
-        let info = parse_objdump("Subsystem 00000001 (NT native)\n\tDLL Name: netio.sys\n\tDLL Name: hal.DLL\n");
+        let info = parse_objdump(
+            "Subsystem 00000001 (NT native)\n\tDLL Name: netio.sys\n\tDLL Name: hal.DLL\n",
+        );
         assert_eq!(check_kernel_image(&info), Ok(()));
     }
 
     #[test]
     fn rejects_console_subsystem_and_missing_field() {
         let console = parse_objdump("Subsystem\t\t00000003\t(Windows CUI)\n");
-        assert!(matches!(check_kernel_image(&console), Err(p) if p.len() == 1 && p[0].contains("subsystem is 3")));
+        assert!(
+            matches!(check_kernel_image(&console), Err(p) if p.len() == 1 && p[0].contains("subsystem is 3"))
+        );
         let nothing = parse_objdump("not objdump output\n");
         assert!(check_kernel_image(&nothing).is_err());
     }

@@ -78,16 +78,31 @@ pub fn resolve_driver(paths: &Paths, args: &DriverArgs) -> Result<DriverSpec> {
             driver_build::check_file(sys)?;
             let name = match &args.name {
                 Some(n) => n.clone(),
-                None => sys.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                None => sys
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
             };
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
                 bail!("bad service name {name:?}: use letters, digits, _ and -");
             }
-            Ok(DriverSpec { name, sys: sys.clone(), port: args.port })
+            Ok(DriverSpec {
+                name,
+                sys: sys.clone(),
+                port: args.port,
+            })
         }
         None => {
             let built = driver_build::build(paths, &args.build)?;
-            Ok(DriverSpec { name: built.name, sys: built.sys, port: args.port })
+            Ok(DriverSpec {
+                name: built.name,
+                sys: built.sys,
+                port: args.port,
+            })
         }
     }
 }
@@ -127,31 +142,50 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     };
     let mut args = Args {
         cmd,
-        driver: DriverArgs { build: BuildOptions::default(), sys: None, name: None, port: DEFAULT_PORT },
+        driver: DriverArgs {
+            build: BuildOptions::default(),
+            sys: None,
+            name: None,
+            port: DEFAULT_PORT,
+        },
         host: true,
         valgrind: true,
         duration: 5,
     };
-    let takes_driver = matches!(args.cmd, Cmd::Build | Cmd::Serve | Cmd::Demo | Cmd::Test | Cmd::Bench);
+    let takes_driver = matches!(
+        args.cmd,
+        Cmd::Build | Cmd::Serve | Cmd::Demo | Cmd::Test | Cmd::Bench
+    );
     let loads_driver = takes_driver && !matches!(args.cmd, Cmd::Build);
     while let Some(flag) = it.next() {
-        let mut value = |what: &str| it.next().ok_or_else(|| util::Error::msg(format!("`{flag}` needs {what}")));
+        let mut value = |what: &str| {
+            it.next()
+                .ok_or_else(|| util::Error::msg(format!("`{flag}` needs {what}")))
+        };
         match flag.as_str() {
-            "-p" | "--package" if takes_driver => args.driver.build.package = value("a package name")?,
+            "-p" | "--package" if takes_driver => {
+                args.driver.build.package = value("a package name")?
+            }
             "--release" if takes_driver => args.driver.build.release = true,
             "--debug" if takes_driver => args.driver.build.release = false,
             "--sys" if loads_driver => args.driver.sys = Some(PathBuf::from(value("a path")?)),
             "--name" if loads_driver => args.driver.name = Some(value("a service name")?),
             "--port" if loads_driver => {
                 let v = value("a port")?;
-                args.driver.port = v.parse().map_err(|_| util::Error::msg(format!("bad port `{v}`")))?;
+                args.driver.port = v
+                    .parse()
+                    .map_err(|_| util::Error::msg(format!("bad port `{v}`")))?;
             }
             "--no-host" if matches!(args.cmd, Cmd::Test) => args.host = false,
             "--valgrind" if matches!(args.cmd, Cmd::Test) => args.valgrind = true,
             "--no-valgrind" if matches!(args.cmd, Cmd::Test) => args.valgrind = false,
             "--duration" if matches!(args.cmd, Cmd::Bench) => {
                 let v = value("seconds")?;
-                args.duration = v.parse().ok().filter(|&d| d > 0).ok_or_else(|| util::Error::msg(format!("bad duration `{v}`")))?;
+                args.duration = v
+                    .parse()
+                    .ok()
+                    .filter(|&d| d > 0)
+                    .ok_or_else(|| util::Error::msg(format!("bad duration `{v}`")))?;
             }
             _ => bail!("unknown option `{flag}` for this command\n\n{USAGE}"),
         }
@@ -161,7 +195,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
 
 fn main() -> ExitCode {
     let start = Instant::now();
-    let result = parse_args(std::env::args().skip(1)).and_then(|args| run(&Paths::discover(), args));
+    let result =
+        parse_args(std::env::args().skip(1)).and_then(|args| run(&Paths::discover(), args));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -188,7 +223,11 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
         Cmd::Demo => demo(paths, &args.driver),
         Cmd::Test => test_suite::run(
             paths,
-            &test_suite::TestOptions { host: args.host, valgrind: args.valgrind, driver: args.driver },
+            &test_suite::TestOptions {
+                host: args.host,
+                valgrind: args.valgrind,
+                driver: args.driver,
+            },
         ),
         Cmd::Valgrind => {
             setup::check(&paths.root)?;
@@ -203,7 +242,12 @@ fn serve(paths: &Paths, driver: &DriverArgs) -> Result<Session> {
     let spec = resolve_driver(paths, driver)?;
     let env = WineEnv::new(paths);
     let session = wine::serve(&env, std::slice::from_ref(&spec))?;
-    println!("serving: http://127.0.0.1:{}/  (driver {}, log {})", spec.port, spec.name, env.log.display());
+    println!(
+        "serving: http://127.0.0.1:{}/  (driver {}, log {})",
+        spec.port,
+        spec.name,
+        env.log.display()
+    );
     println!("stop with: cargo xtask stop");
     Ok(session)
 }
@@ -211,7 +255,10 @@ fn serve(paths: &Paths, driver: &DriverArgs) -> Result<Session> {
 fn stop(paths: &Paths) -> Result<()> {
     let env = WineEnv::new(paths);
     let Some(session) = Session::attach(&env) else {
-        println!("stop: no session recorded in {}; ending any Wine server of the prefix anyway", env.state.display());
+        println!(
+            "stop: no session recorded in {}; ending any Wine server of the prefix anyway",
+            env.state.display()
+        );
         return env.kill_server();
     };
     let report = session.stop()?;
@@ -255,7 +302,12 @@ fn curl(url: &str) -> Result<String> {
 
 fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
     let mut session = serve(paths, driver)?;
-    let result = bench::run(&mut session, driver.port, secs, &paths.target.join("bench.json"));
+    let result = bench::run(
+        &mut session,
+        driver.port,
+        secs,
+        &paths.target.join("bench.json"),
+    );
     let report = session.stop()?;
     test_suite::print_stop_report(&report);
     if let Some((line, _)) = &report.unload {
@@ -280,7 +332,8 @@ mod tests {
         assert_eq!(a.driver.build.package, "foo");
         assert!(!a.driver.build.release);
 
-        let a = parse("serve --sys /tmp/x.sys --port 18080").unwrap_or_else(|e| unreachable!("{e}"));
+        let a =
+            parse("serve --sys /tmp/x.sys --port 18080").unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(a.driver.sys, Some(PathBuf::from("/tmp/x.sys")));
         assert_eq!(a.driver.port, 18080);
         assert_eq!(a.driver.build.package, DEFAULT_PACKAGE);

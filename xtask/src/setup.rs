@@ -72,11 +72,19 @@ pub fn missing(root: &Path) -> Missing {
     Missing {
         // Without dpkg (not Debian) only the programs are checked; the packages cannot be.
         packages: if has_dpkg {
-            APT_PACKAGES.iter().copied().filter(|p| !package_installed(p)).collect()
+            APT_PACKAGES
+                .iter()
+                .copied()
+                .filter(|p| !package_installed(p))
+                .collect()
         } else {
             Vec::new()
         },
-        commands: COMMANDS.iter().copied().filter(|c| !util::on_path(c)).collect(),
+        commands: COMMANDS
+            .iter()
+            .copied()
+            .filter(|c| !util::on_path(c))
+            .collect(),
         rust_target: !rust_target_installed(root),
     }
 }
@@ -90,7 +98,10 @@ pub fn check(root: &Path) -> Result<()> {
     if m.is_empty() {
         Ok(())
     } else {
-        bail!("missing {} (run `cargo xtask setup` as root to install them)", m.describe())
+        bail!(
+            "missing {} (run `cargo xtask setup` as root to install them)",
+            m.describe()
+        )
     }
 }
 
@@ -114,7 +125,10 @@ pub fn ensure(root: &Path) -> Result<()> {
     }
     let after = missing(root);
     if !after.is_empty() {
-        bail!("setup: still missing after installing: {}", after.describe());
+        bail!(
+            "setup: still missing after installing: {}",
+            after.describe()
+        );
     }
     println!("setup: done");
     Ok(())
@@ -136,8 +150,16 @@ fn install_packages(m: &Missing) -> Result<()> {
     }
     // A command can be missing while its package looks installed (a removed alternative); reinstalling
     // all the packages in that case is the simplest repair.
-    let packages: Vec<&str> = if m.packages.is_empty() { APT_PACKAGES.to_vec() } else { m.packages.clone() };
-    util::run(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+    let packages: Vec<&str> = if m.packages.is_empty() {
+        APT_PACKAGES.to_vec()
+    } else {
+        m.packages.clone()
+    };
+    util::run(
+        Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
     util::run(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
@@ -148,24 +170,39 @@ fn install_packages(m: &Missing) -> Result<()> {
 
 fn install_rust_target(root: &Path) -> Result<()> {
     if !util::on_path("rustup") {
-        bail!("setup: the Rust target {RUST_TARGET} is missing and rustup is not on PATH to add it");
+        bail!(
+            "setup: the Rust target {RUST_TARGET} is missing and rustup is not on PATH to add it"
+        );
     }
-    util::run(Command::new("rustup").current_dir(root).args(["target", "add", RUST_TARGET]))
+    util::run(
+        Command::new("rustup")
+            .current_dir(root)
+            .args(["target", "add", RUST_TARGET]),
+    )
 }
 
 fn package_installed(name: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", name])
         .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).ends_with("install ok installed"))
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout).ends_with("install ok installed")
+        })
 }
 
 fn rust_target_installed(root: &Path) -> bool {
     if util::on_path("rustup") {
         // Run in the workspace so rust-toolchain.toml picks the pinned toolchain.
-        if let Ok(out) = Command::new("rustup").current_dir(root).args(["target", "list", "--installed"]).output() {
+        if let Ok(out) = Command::new("rustup")
+            .current_dir(root)
+            .args(["target", "list", "--installed"])
+            .output()
+        {
             if out.status.success() {
-                return String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == RUST_TARGET);
+                return String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .any(|l| l.trim() == RUST_TARGET);
             }
         }
     }
@@ -176,10 +213,16 @@ fn rust_target_installed(root: &Path) -> bool {
         .output()
         .is_ok_and(|o| {
             let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-            Path::new(&sysroot).join("lib/rustlib").join(RUST_TARGET).is_dir()
+            Path::new(&sysroot)
+                .join("lib/rustlib")
+                .join(RUST_TARGET)
+                .is_dir()
         })
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

@@ -61,11 +61,17 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
         if let Err(e) = &outcome {
             eprintln!("==== test: {name} FAILED: {e}");
         }
-        phases.push(Phase { name, time: start.elapsed(), outcome });
+        phases.push(Phase {
+            name,
+            time: start.elapsed(),
+            outcome,
+        });
     };
 
     if opts.host {
-        phase("host tests (cargo test --workspace)", &mut || host_tests(paths));
+        phase("host tests (cargo test --workspace)", &mut || {
+            host_tests(paths)
+        });
     }
     let mut spec = None;
     phase("driver build + import check", &mut || {
@@ -89,7 +95,11 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
             Err(e) => ("FAILED", e.lines().next().unwrap_or("")),
         };
         failed += usize::from(p.outcome.is_err());
-        println!("{status:>7}  {:>7}  {}: {detail}", util::secs(p.time), p.name);
+        println!(
+            "{status:>7}  {:>7}  {}: {detail}",
+            util::secs(p.time),
+            p.name
+        );
     }
     if spec.is_none() {
         println!(" FAILED           wine end-to-end tests: not run, the driver did not build");
@@ -102,7 +112,12 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
 }
 
 fn host_tests(paths: &Paths) -> Result<String> {
-    util::run(util::cargo().current_dir(&paths.root).args(["test", "--workspace"]).env("WSK_SKIP_WINE", "1"))?;
+    util::run(
+        util::cargo()
+            .current_dir(&paths.root)
+            .args(["test", "--workspace"])
+            .env("WSK_SKIP_WINE", "1"),
+    )?;
     Ok("passed".into())
 }
 
@@ -114,7 +129,9 @@ pub fn wine_e2e(paths: &Paths, spec: &DriverSpec) -> Result<String> {
     // Build the test binary first, so a slow compile does not keep the driver waiting.
     let e2e = || {
         let mut cmd = util::cargo();
-        cmd.current_dir(&paths.root).args(["test", "-p", E2E_PACKAGE, "--test", E2E_TEST]).env_remove("WSK_SKIP_WINE");
+        cmd.current_dir(&paths.root)
+            .args(["test", "-p", E2E_PACKAGE, "--test", E2E_TEST])
+            .env_remove("WSK_SKIP_WINE");
         cmd
     };
     util::run(e2e().arg("--no-run"))?;
@@ -122,7 +139,11 @@ pub fn wine_e2e(paths: &Paths, spec: &DriverSpec) -> Result<String> {
     let env = WineEnv::new(paths);
     let session = wine::serve(&env, std::slice::from_ref(spec))?;
     let addr = format!("127.0.0.1:{}", spec.port);
-    let tests = util::run(e2e().args(["--", "--test-threads=1"]).env("WSK_E2E_ADDR", &addr));
+    let tests = util::run(
+        e2e()
+            .args(["--", "--test-threads=1"])
+            .env("WSK_E2E_ADDR", &addr),
+    );
     let report = session.stop()?;
     print_stop_report(&report);
     match (tests, check_unload(&report)) {
@@ -153,7 +174,10 @@ pub fn print_stop_report(report: &StopReport) {
 /// If the line is missing, a leak counter is not zero, or stopping had problems.
 pub fn check_unload(report: &StopReport) -> Result<UnloadCounters> {
     if !report.problems.is_empty() {
-        bail!("stopping the driver went wrong: {}", report.problems.join("; "));
+        bail!(
+            "stopping the driver went wrong: {}",
+            report.problems.join("; ")
+        );
     }
     let Some((line, counters)) = &report.unload else {
         bail!("the driver logged no `wsk: unload complete: ...` line at unload (see target/wine/session.log)");
@@ -161,19 +185,31 @@ pub fn check_unload(report: &StopReport) -> Result<UnloadCounters> {
     // The parser takes any counters; these two are what the check is about, so they must be there.
     for (what, word) in [("pool allocations", "alloc"), ("IRPs", "irp")] {
         if !counters.counters.iter().any(|c| c.name.contains(word)) {
-            bail!("the unload line reports no counter of {what} (a name containing `{word}`): {line}");
+            bail!(
+                "the unload line reports no counter of {what} (a name containing `{word}`): {line}"
+            );
         }
     }
     let leaks = counters.leaks();
     if !leaks.is_empty() {
-        let list: Vec<String> = leaks.iter().map(|c| format!("{} = {}", c.name, c.value)).collect();
-        bail!("the driver left things behind at unload: {} (line: {line})", list.join(", "));
+        let list: Vec<String> = leaks
+            .iter()
+            .map(|c| format!("{} = {}", c.name, c.value))
+            .collect();
+        bail!(
+            "the driver left things behind at unload: {} (line: {line})",
+            list.join(", ")
+        );
     }
     Ok(counters.clone())
 }
 
 fn summarize(c: &UnloadCounters) -> String {
-    c.counters.iter().map(|c| format!("{} {}", c.name, c.value)).collect::<Vec<_>>().join(", ")
+    c.counters
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.value))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs the selected host test binaries under valgrind.
@@ -181,11 +217,12 @@ fn summarize(c: &UnloadCounters) -> String {
 /// # Errors
 /// If building them fails or valgrind reports an error or leak in any.
 pub fn valgrind(paths: &Paths) -> Result<String> {
-    let json = util::stdout_of(
-        util::cargo()
-            .current_dir(&paths.root)
-            .args(["test", "--workspace", "--no-run", "--message-format=json-render-diagnostics"]),
-    )?;
+    let json = util::stdout_of(util::cargo().current_dir(&paths.root).args([
+        "test",
+        "--workspace",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]))?;
     let bins = test_executables(&json);
     if bins.is_empty() {
         return Ok("no sim-based test binaries yet".into());
@@ -193,10 +230,15 @@ pub fn valgrind(paths: &Paths) -> Result<String> {
     let mut failed = Vec::new();
     for (package, target, exe) in &bins {
         let mut cmd = Command::new("valgrind");
-        cmd.args(["--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite", "--quiet"])
-            .arg(exe)
-            .current_dir(&paths.root)
-            .env("WSK_SKIP_WINE", "1");
+        cmd.args([
+            "--error-exitcode=1",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--quiet",
+        ])
+        .arg(exe)
+        .current_dir(&paths.root)
+        .env("WSK_SKIP_WINE", "1");
         println!("valgrind: {package} / {target}");
         if util::run(&mut cmd).is_err() {
             failed.push(format!("{package}/{target}"));
@@ -211,15 +253,20 @@ pub fn valgrind(paths: &Paths) -> Result<String> {
 /// From cargo's JSON messages: (package, target, executable) of test binaries to run under valgrind.
 pub fn test_executables(json: &str) -> Vec<(String, String, PathBuf)> {
     let mut out = Vec::new();
-    for line in json.lines().filter(|l| l.contains("\"reason\":\"compiler-artifact\"")) {
+    for line in json
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
+    {
         let (Some(exe), Some(package), Some(target)) = (
             json_field(line, "executable"),
             json_field(line, "package_id").and_then(package_name),
-            line.split_once("\"target\":").and_then(|(_, t)| json_field(t, "name")),
+            line.split_once("\"target\":")
+                .and_then(|(_, t)| json_field(t, "name")),
         ) else {
             continue;
         };
-        if VALGRIND_PACKAGES.contains(&package.as_str()) && !VALGRIND_SKIP_TARGETS.contains(&target) {
+        if VALGRIND_PACKAGES.contains(&package.as_str()) && !VALGRIND_SKIP_TARGETS.contains(&target)
+        {
             out.push((package, target.to_owned(), PathBuf::from(exe)));
         }
     }
@@ -262,30 +309,60 @@ mod tests {
             "\n",
         );
         let bins = test_executables(json);
-        assert_eq!(bins, [("wsk-sim".to_owned(), "wsk_sim".to_owned(), PathBuf::from("/w/target/debug/deps/wsk_sim-1"))]);
+        assert_eq!(
+            bins,
+            [(
+                "wsk-sim".to_owned(),
+                "wsk_sim".to_owned(),
+                PathBuf::from("/w/target/debug/deps/wsk_sim-1")
+            )]
+        );
     }
 
     #[test]
     fn package_names() {
-        assert_eq!(package_name("path+file:///w/sim#wsk-sim@0.1.0").as_deref(), Some("wsk-sim"));
-        assert_eq!(package_name("path+file:///w/xtask#0.1.0").as_deref(), Some("xtask"));
-        assert_eq!(package_name("wsk 0.1.0 (path+file:///w/runtime)").as_deref(), Some("wsk"));
+        assert_eq!(
+            package_name("path+file:///w/sim#wsk-sim@0.1.0").as_deref(),
+            Some("wsk-sim")
+        );
+        assert_eq!(
+            package_name("path+file:///w/xtask#0.1.0").as_deref(),
+            Some("xtask")
+        );
+        assert_eq!(
+            package_name("wsk 0.1.0 (path+file:///w/runtime)").as_deref(),
+            Some("wsk")
+        );
     }
 
     #[test]
     fn unload_check() {
-        let good = parse_unload_line("wsk: unload complete: pool live allocations 0 (0 bytes), irps in flight 0");
-        let report = StopReport { unload: good.map(|c| ("l".into(), c)), ..StopReport::default() };
+        let good = parse_unload_line(
+            "wsk: unload complete: pool live allocations 0 (0 bytes), irps in flight 0",
+        );
+        let report = StopReport {
+            unload: good.map(|c| ("l".into(), c)),
+            ..StopReport::default()
+        };
         assert!(check_unload(&report).is_ok());
 
-        let bad = parse_unload_line("wsk: unload complete: pool live allocations 2 (64 bytes), irps in flight 0");
-        let report = StopReport { unload: bad.map(|c| ("l".into(), c)), ..StopReport::default() };
-        assert!(check_unload(&report).is_err_and(|e| e.to_string().contains("pool live allocations = 2")));
+        let bad = parse_unload_line(
+            "wsk: unload complete: pool live allocations 2 (64 bytes), irps in flight 0",
+        );
+        let report = StopReport {
+            unload: bad.map(|c| ("l".into(), c)),
+            ..StopReport::default()
+        };
+        assert!(check_unload(&report)
+            .is_err_and(|e| e.to_string().contains("pool live allocations = 2")));
 
         assert!(check_unload(&StopReport::default()).is_err());
 
         let partial = parse_unload_line("wsk: unload complete: sockets open 0");
-        let report = StopReport { unload: partial.map(|c| ("l".into(), c)), ..StopReport::default() };
+        let report = StopReport {
+            unload: partial.map(|c| ("l".into(), c)),
+            ..StopReport::default()
+        };
         assert!(check_unload(&report).is_err_and(|e| e.to_string().contains("pool allocations")));
     }
 }

@@ -13,7 +13,11 @@ pub fn dbgprint_message(line: &str) -> Option<&str> {
     let rest = rest.split_once(' ').map_or("", |(_, r)| r);
     // Wine 8 prefixes the component id and level: "00000000:00000001: ".
     let msg = match rest.split_once(": ") {
-        Some((ids, msg)) if ids.len() == 17 && ids.chars().all(|c| c.is_ascii_hexdigit() || c == ':') => msg,
+        Some((ids, msg))
+            if ids.len() == 17 && ids.chars().all(|c| c.is_ascii_hexdigit() || c == ':') =>
+        {
+            msg
+        }
         _ => rest,
     };
     Some(msg.trim_end())
@@ -42,14 +46,20 @@ impl UnloadCounters {
     /// The value of the counter called `name`, if logged.
     #[cfg(test)]
     pub fn get(&self, name: &str) -> Option<u64> {
-        self.counters.iter().find(|c| c.name == name).map(|c| c.value)
+        self.counters
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value)
     }
 
     /// Counters that say something was left behind: a name with `live`, `in flight`, `open`, `leak` or
     /// `outstanding` and a value other than zero. Totals (`total allocations 120`) are not leaks.
     pub fn leaks(&self) -> Vec<&Counter> {
         const LEAK_WORDS: &[&str] = &["live", "in flight", "open", "leak", "outstanding"];
-        self.counters.iter().filter(|c| c.value != 0 && LEAK_WORDS.iter().any(|w| c.name.contains(w))).collect()
+        self.counters
+            .iter()
+            .filter(|c| c.value != 0 && LEAK_WORDS.iter().any(|w| c.name.contains(w)))
+            .collect()
     }
 }
 
@@ -63,11 +73,16 @@ pub fn parse_unload_line(line: &str) -> Option<UnloadCounters> {
             Some((m, p)) => (m, Some(p.trim_end_matches([')', ' ', '.']))),
             None => (part, None),
         };
-        let Some(counter) = name_value(main) else { continue };
+        let Some(counter) = name_value(main) else {
+            continue;
+        };
         if let Some(unit) = paren.and_then(|p| {
             let mut w = p.split_whitespace();
             let value = w.next()?.parse::<u64>().ok()?;
-            Some(Counter { name: format!("{} {}", counter.name, w.collect::<Vec<_>>().join(" ")), value })
+            Some(Counter {
+                name: format!("{} {}", counter.name, w.collect::<Vec<_>>().join(" ")),
+                value,
+            })
         }) {
             out.counters.push(counter);
             out.counters.push(unit);
@@ -107,11 +122,19 @@ mod tests {
     #[test]
     fn extracts_dbgprint_text() {
         assert_eq!(
-            dbgprint_message("0138:warn:debugstr:vDbgPrintExWithPrefix 00000000:00000001: wskspike: WskBind ok"),
+            dbgprint_message(
+                "0138:warn:debugstr:vDbgPrintExWithPrefix 00000000:00000001: wskspike: WskBind ok"
+            ),
             Some("wskspike: WskBind ok")
         );
-        assert_eq!(dbgprint_message("0138:warn:debugstr:DbgPrint wsk: plain"), Some("wsk: plain"));
-        assert_eq!(dbgprint_message("0070:err:winediag:nodrv_CreateWindow no driver"), None);
+        assert_eq!(
+            dbgprint_message("0138:warn:debugstr:DbgPrint wsk: plain"),
+            Some("wsk: plain")
+        );
+        assert_eq!(
+            dbgprint_message("0070:err:winediag:nodrv_CreateWindow no driver"),
+            None
+        );
     }
 
     #[test]
@@ -148,18 +171,28 @@ mod tests {
             "wsk: unload complete: pool live allocations 3 (96 bytes), pool total allocations 1200, irps in flight 1",
         )
         .unwrap_or_default();
-        let leaks: Vec<_> = c.leaks().iter().map(|c| (c.name.as_str(), c.value)).collect();
+        let leaks: Vec<_> = c
+            .leaks()
+            .iter()
+            .map(|c| (c.name.as_str(), c.value))
+            .collect();
         assert_eq!(
             leaks,
-            [("pool live allocations", 3), ("pool live allocations bytes", 96), ("irps in flight", 1)]
+            [
+                ("pool live allocations", 3),
+                ("pool live allocations bytes", 96),
+                ("irps in flight", 1)
+            ]
         );
         assert_eq!(c.get("pool total allocations"), Some(1200));
     }
 
     #[test]
     fn tolerates_other_spellings() {
-        let c = parse_unload_line("wsk: unload complete: irps_in_flight=2; sockets open: 0; garbage; mdls live 0.")
-            .unwrap_or_default();
+        let c = parse_unload_line(
+            "wsk: unload complete: irps_in_flight=2; sockets open: 0; garbage; mdls live 0.",
+        )
+        .unwrap_or_default();
         assert_eq!(c.get("irps in flight"), Some(2));
         assert_eq!(c.get("sockets open"), Some(0));
         assert_eq!(c.get("mdls live"), Some(0));
@@ -169,7 +202,10 @@ mod tests {
     #[test]
     fn last_unload_line_wins_and_absence_is_none() {
         let log = "wsk: unload complete: irps live 5\nwsk: unload complete: irps live 0\n";
-        assert_eq!(find_in_log(log).map(|(_, c)| c.get("irps live")), Some(Some(0)));
+        assert_eq!(
+            find_in_log(log).map(|(_, c)| c.get("irps live")),
+            Some(Some(0))
+        );
         assert_eq!(find_in_log("wsk: listening\n"), None);
     }
 }

@@ -143,9 +143,12 @@ pub fn stdout_of(cmd: &mut Command) -> Result<String> {
 /// Whether `name` is an executable file on `$PATH` (what `command -v` answers).
 pub fn on_path(name: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    let Some(path) = std::env::var_os("PATH") else { return false };
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
     std::env::split_paths(&path).any(|dir| {
-        fs::metadata(dir.join(name)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        fs::metadata(dir.join(name))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     })
 }
 
@@ -153,7 +156,11 @@ pub fn on_path(name: &str) -> bool {
 ///
 /// # Errors
 /// If waiting fails or the limit passes (the child is then killed).
-pub fn wait_timeout(child: &mut std::process::Child, limit: Duration, what: &str) -> Result<ExitStatus> {
+pub fn wait_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> Result<ExitStatus> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -162,7 +169,10 @@ pub fn wait_timeout(child: &mut std::process::Child, limit: Duration, what: &str
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("{what} did not finish within {} s and was killed", limit.as_secs());
+            bail!(
+                "{what} did not finish within {} s and was killed",
+                limit.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -172,7 +182,9 @@ pub fn wait_timeout(child: &mut std::process::Child, limit: Duration, what: &str
 pub fn pid_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state letter follows the parenthesised command name, which may itself contain spaces.
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
         Err(_) => false,
     }
 }

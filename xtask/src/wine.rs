@@ -105,21 +105,41 @@ impl WineEnv {
         }
         fs::create_dir_all(&self.dir)?;
         let boot_log = self.dir.join("wineboot.log");
-        println!("wine: creating prefix {} (log {})", self.prefix.display(), boot_log.display());
+        println!(
+            "wine: creating prefix {} (log {})",
+            self.prefix.display(),
+            boot_log.display()
+        );
         let start = Instant::now();
         let out = File::create(&boot_log)?;
         let mut cmd = self.command("wine");
-        cmd.args(["wineboot", "--init"]).env("WINEDEBUG", "-all").stdout(out.try_clone()?).stderr(out);
-        let mut child = cmd.spawn().map_err(|e| Error::msg(format!("cannot run wine: {e}")))?;
+        cmd.args(["wineboot", "--init"])
+            .env("WINEDEBUG", "-all")
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::msg(format!("cannot run wine: {e}")))?;
         let status = util::wait_timeout(&mut child, COMMAND_TIMEOUT, "wineboot --init")?;
         util::check_status(&cmd, status)?;
         // Let the session end so the registry is flushed to disk.
         self.wait_server()?;
         if !netio.is_file() {
-            bail!("wine: prefix {} has no {} after wineboot --init", self.prefix.display(), netio.display());
+            bail!(
+                "wine: prefix {} has no {} after wineboot --init",
+                self.prefix.display(),
+                netio.display()
+            );
         }
         println!("wine: prefix ready in {}", util::secs(start.elapsed()));
         Ok(())
+    }
+
+    /// Whether process `pid` runs with this `WINEPREFIX` (read from `/proc/<pid>/environ`).
+    pub fn owns(&self, pid: u32) -> bool {
+        let want = format!("WINEPREFIX={}", self.prefix.display());
+        fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == want.as_bytes()))
     }
 
     /// `C:\windows\system32\drivers` of the prefix.
@@ -144,7 +164,9 @@ impl WineEnv {
         }
         fs::create_dir_all(&bin)?;
         let mut cmd = Command::new("x86_64-w64-mingw32-gcc");
-        cmd.args(["-O2", "-Wall", "-Wextra", "-o"]).arg(&exe).arg(&src);
+        cmd.args(["-O2", "-Wall", "-Wextra", "-o"])
+            .arg(&exe)
+            .arg(&src);
         for lib in libs {
             cmd.arg(format!("-l{lib}"));
         }
@@ -158,18 +180,30 @@ impl WineEnv {
     /// If `wineserver -w` does not return in time.
     pub fn kill_server(&self) -> Result<()> {
         // Exits non-zero when no server runs: nothing to do then.
-        let _ = self.command("wineserver").arg("-k").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = self
+            .command("wineserver")
+            .arg("-k")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         self.wait_server()
     }
 
     fn wait_server(&self) -> Result<()> {
-        let mut child = self.command("wineserver").arg("-w").stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        let mut child = self
+            .command("wineserver")
+            .arg("-w")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
         util::wait_timeout(&mut child, COMMAND_TIMEOUT, "wineserver -w").map(drop)
     }
 
     /// The last `n` lines of the session log.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let text = fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
@@ -189,7 +223,10 @@ impl WineEnv {
     }
 
     fn log_append(&self) -> Result<File> {
-        Ok(OpenOptions::new().create(true).append(true).open(&self.log)?)
+        Ok(OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?)
     }
 
     /// Writes a `[xtask] ...` marker line into the session log, so a reader can see what happened when.
@@ -208,9 +245,13 @@ impl WineEnv {
         let out = File::create(&out_path)?;
         let mut cmd = self.command("wine");
         cmd.args(args).stdout(out).stderr(self.log_append()?);
-        let mut child = cmd.spawn().map_err(|e| Error::msg(format!("cannot run `{}`: {e}", util::display(&cmd))))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::msg(format!("cannot run `{}`: {e}", util::display(&cmd))))?;
         let status = util::wait_timeout(&mut child, COMMAND_TIMEOUT, &util::display(&cmd))?;
-        let mut text = fs::read(&out_path).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
+        let mut text = fs::read(&out_path)
+            .map(|b| String::from_utf8_lossy(&b).replace('\r', ""))
+            .unwrap_or_default();
         text.push_str(&self.log_since(offset));
         Ok((status.success(), text))
     }
@@ -245,7 +286,10 @@ impl Session {
     pub fn start(env: &WineEnv) -> Result<Session> {
         fs::create_dir_all(&env.dir)?;
         if let Some(old) = Session::attach(env) {
-            println!("wine: ending the session left running (keepalive pid {})", old.keepalive_pid);
+            println!(
+                "wine: ending the session left running (keepalive pid {})",
+                old.keepalive_pid
+            );
         }
         env.kill_server()?;
         let _ = fs::remove_file(&env.state);
@@ -257,31 +301,53 @@ impl Session {
         cmd.arg(&keepalive).stdout(log.try_clone()?).stderr(log);
         // Its own process group: a Ctrl-C meant for the xtask must not end the session it leaves running.
         cmd.process_group(0);
-        let child = cmd.spawn().map_err(|e| Error::msg(format!("cannot start keepalive.exe under wine: {e}")))?;
-        let session = Session { env: env.clone(), keepalive_pid: child.id(), drivers: Vec::new(), processes: Vec::new() };
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::msg(format!("cannot start keepalive.exe under wine: {e}")))?;
+        let session = Session {
+            env: env.clone(),
+            keepalive_pid: child.id(),
+            drivers: Vec::new(),
+            processes: Vec::new(),
+        };
         session.save()?;
-        println!("wine: session started (keepalive pid {}, log {})", session.keepalive_pid, env.log.display());
+        println!(
+            "wine: session started (keepalive pid {}, log {})",
+            session.keepalive_pid,
+            env.log.display()
+        );
         Ok(session)
     }
 
     /// The session recorded in the state file, if any (whether or not its processes still run).
     pub fn attach(env: &WineEnv) -> Option<Session> {
         let text = fs::read_to_string(&env.state).ok()?;
-        let mut s = Session { env: env.clone(), keepalive_pid: 0, drivers: Vec::new(), processes: Vec::new() };
+        let mut s = Session {
+            env: env.clone(),
+            keepalive_pid: 0,
+            drivers: Vec::new(),
+            processes: Vec::new(),
+        };
         for line in text.lines() {
-            let Some((key, value)) = line.split_once('=') else { continue };
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
             let mut words = value.split_whitespace();
             match key {
                 "keepalive_pid" => s.keepalive_pid = value.trim().parse().unwrap_or(0),
                 "driver" => {
-                    if let (Some(name), Some(Ok(port))) = (words.next(), words.next().map(str::parse)) {
+                    if let (Some(name), Some(Ok(port))) =
+                        (words.next(), words.next().map(str::parse))
+                    {
                         s.drivers.push((name.to_owned(), port));
                     }
                 }
                 "process" => {
-                    if let (Some(Ok(pid)), Some(Ok(port)), Some(name)) =
-                        (words.next().map(str::parse), words.next().map(str::parse), words.next())
-                    {
+                    if let (Some(Ok(pid)), Some(Ok(port)), Some(name)) = (
+                        words.next().map(str::parse),
+                        words.next().map(str::parse),
+                        words.next(),
+                    ) {
                         s.processes.push((pid, port, name.to_owned()));
                     }
                 }
@@ -329,11 +395,17 @@ impl Session {
         let name = spec.name.as_str();
 
         self.env.mark(&format!("sc create {name}"));
-        let create = ["sc", "create", name, "type=", "kernel", "start=", "demand", "binPath=", &bin_path];
+        let create = [
+            "sc", "create", name, "type=", "kernel", "start=", "demand", "binPath=", &bin_path,
+        ];
         let (ok, out) = self.env.run_in_session(&create)?;
         // 1073 is ERROR_SERVICE_EXISTS: registered by an earlier session of this prefix.
         if !ok && !out.contains("1073") && !out.to_ascii_lowercase().contains("exists") {
-            bail!("wine: `sc create {name}` failed:\n{}\n--- log tail ---\n{}", out.trim(), self.env.log_tail(30));
+            bail!(
+                "wine: `sc create {name}` failed:\n{}\n--- log tail ---\n{}",
+                out.trim(),
+                self.env.log_tail(30)
+            );
         }
 
         self.env.mark(&format!("sc start {name}"));
@@ -366,12 +438,20 @@ impl Session {
     /// If the port is taken, the program cannot start, or its port does not answer in time.
     pub fn spawn_program(&mut self, exe: &Path, args: &[String], port: u16) -> Result<()> {
         ensure_port_free(port)?;
-        let name = exe.file_name().map_or("program".into(), |n| n.to_string_lossy().into_owned());
+        let name = exe
+            .file_name()
+            .map_or("program".into(), |n| n.to_string_lossy().into_owned());
         self.env.mark(&format!("start {name} {}", args.join(" ")));
         let log = self.env.log_append()?;
         let mut cmd = self.env.command("wine");
-        cmd.arg(exe).args(args).stdout(log.try_clone()?).stderr(log).process_group(0);
-        let child = cmd.spawn().map_err(|e| Error::msg(format!("cannot start {name} under wine: {e}")))?;
+        cmd.arg(exe)
+            .args(args)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::msg(format!("cannot start {name} under wine: {e}")))?;
         self.processes.push((child.id(), port, name.clone()));
         self.save()?;
         self.wait_for_port(port, &name)
@@ -423,7 +503,9 @@ impl Session {
                 Ok((_, out)) if out.contains("STOPPED") || out.contains("STOP_PENDING") => {
                     println!("wine: sc stop {name}: {}", state_line(&out));
                 }
-                Ok((_, out)) => report.problems.push(format!("`sc stop {name}` said: {}", out.trim())),
+                Ok((_, out)) => report
+                    .problems
+                    .push(format!("`sc stop {name}` said: {}", out.trim())),
                 Err(e) => report.problems.push(e.to_string()),
             }
         }
@@ -432,7 +514,9 @@ impl Session {
             // Wait for the unload line, or until the log has been quiet for a second.
             let start = Instant::now();
             let (mut last_len, mut last_change) = (self.env.log_len(), Instant::now());
-            while start.elapsed() < UNLOAD_LOG_TIMEOUT && !self.env.log_since(offset).contains(UNLOAD_MARKER) {
+            while start.elapsed() < UNLOAD_LOG_TIMEOUT
+                && !self.env.log_since(offset).contains(UNLOAD_MARKER)
+            {
                 std::thread::sleep(Duration::from_millis(100));
                 let len = self.env.log_len();
                 if len != last_len {
@@ -446,7 +530,8 @@ impl Session {
         self.env.mark("wineserver -k");
         self.env.kill_server()?;
         for pid in std::iter::once(self.keepalive_pid).chain(self.processes.iter().map(|p| p.0)) {
-            if pid != 0 && util::pid_alive(pid) {
+            // Only a process of this prefix: a stale state file may name a pid now used by another program.
+            if pid != 0 && util::pid_alive(pid) && self.env.owns(pid) {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
         }
@@ -493,9 +578,10 @@ pub fn ensure_port_free(port: u16) -> Result<()> {
 
 /// The `STATE : 1 STOPPED` part of `sc` output.
 fn state_line(out: &str) -> String {
-    out.lines()
-        .find(|l| l.contains("STATE"))
-        .map_or_else(|| out.trim().to_owned(), |l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+    out.lines().find(|l| l.contains("STATE")).map_or_else(
+        || out.trim().to_owned(),
+        |l| l.split_whitespace().collect::<Vec<_>>().join(" "),
+    )
 }
 
 #[cfg(test)]
@@ -505,8 +591,14 @@ mod tests {
     #[test]
     fn state_file_roundtrip() {
         let dir = std::env::temp_dir().join(format!("xtask-wine-test-{}", std::process::id()));
-        let paths = Paths { root: dir.clone(), target: dir.join("target") };
-        let env = WineEnv::new(&paths);
+        // Built by hand, not by `WineEnv::new`: the test must not follow $WSK_WINE_DIR to a real session.
+        let env = WineEnv {
+            prefix: dir.join("prefix"),
+            log: dir.join("session.log"),
+            state: dir.join("session.state"),
+            sources: dir.join("src"),
+            dir: dir.clone(),
+        };
         let _ = fs::create_dir_all(&env.dir);
         let s = Session {
             env: env.clone(),
@@ -520,8 +612,25 @@ mod tests {
         let back = back.map(|b| (b.keepalive_pid, b.drivers, b.processes));
         assert_eq!(
             back,
-            Some((42, vec![("http_listener".to_owned(), 8080)], vec![(43, 18081, "peer_http.exe".to_owned())]))
+            Some((
+                42,
+                vec![("http_listener".to_owned(), 8080)],
+                vec![(43, 18081, "peer_http.exe".to_owned())]
+            ))
         );
+    }
+
+    #[test]
+    fn owns_only_processes_of_its_prefix() {
+        let env = WineEnv {
+            prefix: PathBuf::from("/nonexistent/prefix"),
+            dir: PathBuf::new(),
+            log: PathBuf::new(),
+            state: PathBuf::new(),
+            sources: PathBuf::new(),
+        };
+        assert!(!env.owns(std::process::id()));
+        assert!(!env.owns(u32::MAX));
     }
 
     #[test]

@@ -20,6 +20,7 @@ const _: () = {
             ]),
             max_connections: 64u32,
             exclusive: false,
+            v6only: false,
             backlog: 0u32,
         };
     }

@@ -24,6 +24,7 @@ const _: () = {
             ]),
             max_connections: 8u32,
             exclusive: true,
+            v6only: false,
             backlog: 128u32,
         };
     }

@@ -1,0 +1,537 @@
+//! How a provider call runs: taking the IRP, faults, the work, and completing per the completion mode;
+//! and pending operations with their worker threads.
+//!
+//! ```text
+//!  call ──take IRP──> fault? ──> body ──> Outcome::Done(status) ──> deliver: Inline / PendingAfterComplete /
+//!                                  │                                          PendingOnSuccess: complete now
+//!                                  │                                          Deferred: worker completes later
+//!                                  └────> Outcome::Io(task) ──attempt now──> finished? deliver
+//!                                                                 └─ would block: pend ──> Op + worker
+//! ```
+//!
+//! A pending operation ([`Op`]) moves `WAITING -> BUSY -> WAITING ... -> DONE`. Its worker polls the host
+//! socket and the op's eventfd; it may touch the client's buffers only while it holds `BUSY`. Cancelling
+//! (the IRP's cancel routine, WskCloseSocket, reset) takes `WAITING -> DONE` and completes the IRP with
+//! STATUS_CANCELLED; an op caught `BUSY` is flagged instead and its worker finishes it. Whoever takes `DONE`
+//! is the only one who completes the IRP, so every IRP completes exactly once.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wsk_sys::{
+    nt_success, IRP, NTSTATUS, STATUS_CANCELLED, STATUS_FILE_FORCED_CLOSED, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED, STATUS_PENDING, STATUS_UNSUCCESSFUL, WSK_SOCKET,
+};
+
+use super::socket::{self, CallGuard, Socket};
+use crate::account::{self, violation, Rule};
+use crate::config::{self, Completion};
+use crate::faults::{self, Fault, Kind};
+use crate::kernel::irp::{self, CancelHook};
+use crate::kernel::irql::{self, Frame};
+use crate::sync::{lock, spin_until};
+
+/// Result of one non-blocking attempt at an operation.
+pub(crate) enum Attempt {
+    /// Not possible yet; wait for readiness.
+    WouldBlock,
+    /// Finished: complete the IRP with this status and Information.
+    Done(NTSTATUS, usize),
+}
+
+/// The work of an operation that may have to wait for its socket.
+pub(crate) trait IoTask: Send {
+    /// poll(2) events to wait for before the next attempt (POLLIN or POLLOUT).
+    fn interest(&self) -> i16;
+    /// Tries once, without blocking.
+    fn attempt(&mut self) -> Attempt;
+    /// Called exactly once when the operation ends, however it ends (finished, cancelled, closed).
+    fn finished(&mut self) {}
+}
+
+/// What a call's body produced.
+pub(crate) enum Outcome {
+    /// The result is known: complete the IRP with it.
+    Done(NTSTATUS, usize),
+    /// Work that may wait.
+    Io(Box<dyn IoTask>),
+    /// Return this status and leave the IRP untouched (or: a call made without an IRP).
+    Returned(NTSTATUS),
+}
+
+const WAITING: u8 = 0;
+const BUSY: u8 = 1;
+const DONE: u8 = 2;
+
+/// A pending operation: an IRP the provider holds past the call that brought it.
+pub(crate) struct Op {
+    id: u64,
+    irp: usize,
+    call: &'static str,
+    socket: Option<Arc<Socket>>,
+    state: AtomicU8,
+    cancel_requested: AtomicBool,
+    /// The IRP's completion has returned.
+    completed: AtomicBool,
+    /// Wakes the worker from poll(2).
+    wake: Option<OwnedFd>,
+    task: Mutex<Option<Box<dyn IoTask>>>,
+}
+
+impl Op {
+    fn new(call: &Call, state: u8, task: Option<Box<dyn IoTask>>, wake: bool) -> Arc<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let wake = if wake {
+            // SAFETY: eventfd(2) with valid flags; a non-negative result is a new descriptor we own.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+        } else {
+            None
+        };
+        Arc::new(Self {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            irp: call.irp as usize,
+            call: call.name,
+            socket: call.socket.clone(),
+            state: AtomicU8::new(state),
+            cancel_requested: AtomicBool::new(false),
+            completed: AtomicBool::new(false),
+            wake,
+            task: Mutex::new(task),
+        })
+    }
+
+    /// The routine that brought this operation.
+    pub(crate) fn call(&self) -> &'static str {
+        self.call
+    }
+
+    fn wake(&self) {
+        if let Some(fd) = &self.wake {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes from a live u64 to our own eventfd.
+            unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), 8) };
+        }
+    }
+
+    fn claim(&self, from: u8, to: u8) -> bool {
+        self.state.compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+
+    /// Ends the operation after its caller took `DONE`: tells the task, unlists the op, completes the IRP.
+    fn finish(&self, status: NTSTATUS, information: usize) {
+        if let Some(mut task) = lock(&self.task).take() {
+            task.finished();
+        }
+        if let Some(socket) = &self.socket {
+            socket.lock().pending.retain(|op| op.id != self.id);
+        }
+        lock(&OPS).remove(&self.id);
+        let irp = self.irp as *mut IRP;
+        let frame = Frame::Completion { socket: self.socket.as_ref().map(|s| s.id), op: Some(self.id) };
+        // SAFETY: the provider holds the IRP and this thread took DONE, so it alone completes it.
+        unsafe {
+            irp::disarm(irp);
+            irp::complete(irp, status, information, frame);
+        }
+        self.completed.store(true, Ordering::SeqCst);
+    }
+
+    /// Cancels the operation: completes it with STATUS_CANCELLED now if it is waiting, or has its worker do
+    /// so after the attempt in progress.
+    pub(crate) fn cancel(&self) {
+        self.cancel_requested.store(true, Ordering::SeqCst);
+        if self.claim(WAITING, DONE) {
+            self.wake();
+            self.finish(STATUS_CANCELLED, 0);
+        } else {
+            self.wake();
+        }
+    }
+
+    /// Waits until the IRP's completion has returned, unless this thread is inside that completion.
+    pub(crate) fn wait_completed(&self, limit: Duration) -> bool {
+        let id = self.id;
+        if irql::inside(|f| matches!(f, Frame::Completion { op: Some(op), .. } if *op == id)) {
+            return true;
+        }
+        spin_until(limit, || self.completed.load(Ordering::SeqCst))
+    }
+
+    /// Takes the operation away from the client without completing (reset of a finished test): the IRP is
+    /// left to the kernel's reset, the worker ends.
+    fn abandon(&self) {
+        if self.claim(WAITING, DONE) {
+            if let Some(mut task) = lock(&self.task).take() {
+                task.finished();
+            }
+            irp::release(self.irp as *mut IRP);
+            self.completed.store(true, Ordering::SeqCst);
+        }
+        self.cancel_requested.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+}
+
+impl CancelHook for Op {
+    fn cancel(&self) {
+        Op::cancel(self);
+    }
+}
+
+/// Every pending operation, for reset.
+static OPS: Mutex<Option<HashMap<u64, Arc<Op>>>> = Mutex::new(None);
+static WORKERS: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn workers_live() -> u64 {
+    WORKERS.load(Ordering::SeqCst)
+}
+
+fn spawn_worker(name: &str, work: impl FnOnce() + Send + 'static) -> bool {
+    WORKERS.fetch_add(1, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new().name(format!("wsk-sim-{name}")).spawn(move || {
+        work();
+        WORKERS.fetch_sub(1, Ordering::SeqCst);
+    });
+    if spawned.is_err() {
+        WORKERS.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    }
+    true
+}
+
+/// The worker of a pending operation: poll, attempt, repeat, finish.
+fn serve(op: &Op, fd: RawFd, interest: i16) {
+    loop {
+        let mut fds = [
+            libc::pollfd { fd, events: interest, revents: 0 },
+            libc::pollfd { fd: op.wake.as_ref().map_or(-1, AsRawFd::as_raw_fd), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid pollfd entries; a timeout bounds the wait even if a wake-up were lost.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, 250) };
+        if fds[1].revents != 0 {
+            let mut drain = [0_u8; 8];
+            // SAFETY: reading 8 bytes into a local buffer from our own non-blocking eventfd.
+            unsafe { libc::read(fds[1].fd, drain.as_mut_ptr().cast(), 8) };
+        }
+        if op.cancel_requested.load(Ordering::SeqCst) {
+            if op.claim(WAITING, DONE) {
+                op.finish(STATUS_CANCELLED, 0);
+            }
+            return;
+        }
+        if !op.claim(WAITING, BUSY) {
+            return;
+        }
+        let attempt = match lock(&op.task).as_mut() {
+            Some(task) => task.attempt(),
+            None => Attempt::Done(STATUS_CANCELLED, 0),
+        };
+        match attempt {
+            Attempt::Done(status, information) => {
+                op.state.store(DONE, Ordering::SeqCst);
+                op.finish(status, information);
+                return;
+            }
+            Attempt::WouldBlock => {
+                if op.cancel_requested.load(Ordering::SeqCst) {
+                    op.state.store(DONE, Ordering::SeqCst);
+                    op.finish(STATUS_CANCELLED, 0);
+                    return;
+                }
+                op.state.store(WAITING, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// One provider call in progress.
+pub(crate) struct Call {
+    pub(crate) name: &'static str,
+    pub(crate) irp: *mut IRP,
+    pub(crate) socket: Option<Arc<Socket>>,
+    mode: Completion,
+    _busy: Option<CallGuard>,
+}
+
+impl Call {
+    fn frame(&self) -> Frame {
+        Frame::Completion { socket: self.socket.as_ref().map(|s| s.id), op: None }
+    }
+
+    /// Completes the IRP now (on this thread).
+    fn complete_now(&self, status: NTSTATUS, information: usize) {
+        // SAFETY: the provider took this IRP at the start of the call and has not completed it.
+        unsafe { irp::complete(self.irp, status, information, self.frame()) };
+    }
+
+    /// Finishes a call whose result is known, per the completion mode.
+    fn deliver(&self, status: NTSTATUS, information: usize) -> NTSTATUS {
+        if self.irp.is_null() {
+            return status;
+        }
+        match self.mode {
+            Completion::Inline => {
+                self.complete_now(status, information);
+                status
+            }
+            Completion::PendingAfterComplete => {
+                self.complete_now(status, information);
+                STATUS_PENDING
+            }
+            Completion::PendingOnSuccess => {
+                self.complete_now(status, information);
+                if nt_success(status) {
+                    STATUS_PENDING
+                } else {
+                    status
+                }
+            }
+            Completion::Deferred => {
+                let op = Op::new(self, DONE, None, false);
+                if !self.list(&op) {
+                    self.complete_now(status, information);
+                    return status;
+                }
+                irp::mark_pending(self.irp);
+                let delay = config::with(|c| c.defer_delay);
+                let worker_op = Arc::clone(&op);
+                if !spawn_worker("deferred", move || {
+                    std::thread::sleep(delay);
+                    worker_op.finish(status, information);
+                }) {
+                    op.finish(status, information);
+                }
+                STATUS_PENDING
+            }
+        }
+    }
+
+    /// Lists a pending operation on its socket; false if the socket is being closed (a call that raced
+    /// WskCloseSocket: the operation must not outlive the host socket).
+    fn list(&self, op: &Arc<Op>) -> bool {
+        if let Some(socket) = &self.socket {
+            let mut state = socket.lock();
+            if state.closing {
+                return false;
+            }
+            state.pending.push(Arc::clone(op));
+        }
+        lock(&OPS).get_or_insert_with(HashMap::new).insert(op.id, Arc::clone(op));
+        true
+    }
+
+    /// Holds the IRP pending: `task` (if any) is served by a worker; without one, the IRP waits for cancel
+    /// or close. `cancel_after` completes it with STATUS_CANCELLED after that delay (fault [`Fault::Cancel`]).
+    fn pend(&self, task: Option<Box<dyn IoTask>>, cancel_after: Option<Duration>) -> NTSTATUS {
+        if let (Some(socket), Some(max)) = (&self.socket, config::with(|c| c.max_pending_per_socket)) {
+            if socket.lock().pending.len() >= max {
+                if let Some(mut task) = task {
+                    task.finished();
+                }
+                return self.deliver(STATUS_UNSUCCESSFUL, 0);
+            }
+        }
+        let interest = task.as_ref().map(|t| t.interest());
+        let op = Op::new(self, WAITING, task, interest.is_some() || cancel_after.is_some());
+        if !self.list(&op) {
+            if let Some(mut task) = lock(&op.task).take() {
+                task.finished();
+            }
+            self.complete_now(STATUS_CANCELLED, 0);
+            return STATUS_CANCELLED;
+        }
+        let cancellable = config::with(|c| c.cancel_routines);
+        // SAFETY: the provider holds the IRP (taken at the start of the call).
+        let cancelled_already = unsafe { irp::arm(self.irp, Arc::clone(&op) as Arc<dyn CancelHook>, cancellable) };
+        if cancelled_already {
+            op.cancel();
+            return STATUS_PENDING;
+        }
+        let worker_op = Arc::clone(&op);
+        let spawned = match (interest, cancel_after) {
+            (_, Some(delay)) => spawn_worker("cancel", move || {
+                std::thread::sleep(delay);
+                worker_op.cancel();
+            }),
+            (Some(interest), None) => {
+                let fd = self.socket.as_ref().map_or(-1, |s| s.fd);
+                spawn_worker(self.name, move || serve(&worker_op, fd, interest))
+            }
+            (None, None) => true,
+        };
+        if !spawned && op.claim(WAITING, DONE) {
+            op.finish(STATUS_INSUFFICIENT_RESOURCES, 0);
+        }
+        STATUS_PENDING
+    }
+
+    /// Ends the call with what its body produced.
+    fn conclude(&self, outcome: Outcome) -> NTSTATUS {
+        match outcome {
+            Outcome::Returned(status) => {
+                if !self.irp.is_null() {
+                    irp::release(self.irp);
+                }
+                status
+            }
+            Outcome::Done(status, information) => self.deliver(status, information),
+            Outcome::Io(mut task) => {
+                if self.irp.is_null() {
+                    violation(Rule::Internal, format!("{}: pending work without an IRP", self.name));
+                    task.finished();
+                    return STATUS_INVALID_PARAMETER;
+                }
+                match task.attempt() {
+                    Attempt::Done(status, information) => {
+                        task.finished();
+                        self.deliver(status, information)
+                    }
+                    Attempt::WouldBlock => self.pend(Some(task), None),
+                }
+            }
+        }
+    }
+}
+
+/// What to do before the body runs.
+enum Start {
+    /// Run the body.
+    Run(Call),
+    /// The call is over: return this status.
+    Over(NTSTATUS),
+}
+
+/// Common start of every provider call: stub check, fault point, IRP and socket validation.
+///
+/// # Safety
+/// `irp` must be NULL or an IRP pointer from the client.
+unsafe fn start(name: &'static str, irp: *mut IRP, irp_optional: bool, socket: Option<*mut WSK_SOCKET>) -> Start {
+    account::provider_call();
+    if config::with(|c| c.stubs.contains(&name)) {
+        return Start::Over(STATUS_NOT_IMPLEMENTED);
+    }
+    let fault = faults::visit(name, Kind::Call);
+    if irp.is_null() && !irp_optional {
+        violation(Rule::IrpNull, format!("{name} without an IRP"));
+        return Start::Over(STATUS_INVALID_PARAMETER);
+    }
+    if !irp.is_null() {
+        // SAFETY: non-null IRP pointer from the client; take() validates it against the IRP table.
+        if let Err(status) = unsafe { irp::take(irp, name) } {
+            return Start::Over(status);
+        }
+    }
+    let mode = config::with(|c| c.completion_of(name));
+    let mut call = Call { name, irp, socket: None, mode, _busy: None };
+    if let Some(handle) = socket {
+        match socket::lookup(handle, name) {
+            Ok(socket) => {
+                call._busy = Some(socket.enter_call());
+                call.socket = Some(socket);
+            }
+            Err(status) => {
+                call.mode = Completion::Inline;
+                return Start::Over(call.deliver(status, 0));
+            }
+        }
+    }
+    let Some(fault) = fault else { return Start::Run(call) };
+    match fault {
+        Fault::Complete(mode) => {
+            call.mode = mode;
+            Start::Run(call)
+        }
+        Fault::FailWithoutCompleting(status) => Start::Over(call.conclude(Outcome::Returned(status))),
+        _ if irp.is_null() => match fault {
+            Fault::Fail(status) => Start::Over(status),
+            _ => Start::Run(call),
+        },
+        Fault::Fail(status) => Start::Over(call.deliver(status, 0)),
+        Fault::ForcedClose => {
+            if let Some(socket) = &call.socket {
+                socket.lock().forced_closed = true;
+            }
+            Start::Over(call.deliver(STATUS_FILE_FORCED_CLOSED, 0))
+        }
+        Fault::NeverComplete => Start::Over(call.pend(None, None)),
+        Fault::Cancel => Start::Over(call.pend(None, Some(Duration::from_millis(1)))),
+    }
+}
+
+/// Runs a call on a socket: `body` gets the socket; a socket killed by [`Fault::ForcedClose`] answers
+/// STATUS_FILE_FORCED_CLOSED instead (except to WskCloseSocket).
+///
+/// # Safety
+/// `irp` must be NULL or an IRP pointer from the client; `handle` a `WSK_SOCKET*` from the client.
+pub(crate) unsafe fn on_socket(
+    name: &'static str,
+    handle: *mut WSK_SOCKET,
+    irp: *mut IRP,
+    irp_optional: bool,
+    body: impl FnOnce(&Arc<Socket>, &CallInfo) -> Outcome,
+) -> NTSTATUS {
+    // SAFETY: forwarded caller guarantee.
+    match unsafe { start(name, irp, irp_optional, Some(handle)) } {
+        Start::Over(status) => status,
+        Start::Run(call) => {
+            let Some(socket) = call.socket.clone() else { return STATUS_INVALID_PARAMETER };
+            let forced = name != "WskCloseSocket" && socket.lock().forced_closed;
+            let outcome = if forced {
+                Outcome::Done(STATUS_FILE_FORCED_CLOSED, 0)
+            } else {
+                body(&socket, &CallInfo { irp_present: !irp.is_null() })
+            };
+            call.conclude(outcome)
+        }
+    }
+}
+
+/// Runs a client-level call (WskSocket and friends).
+///
+/// # Safety
+/// `irp` must be NULL or an IRP pointer from the client.
+pub(crate) unsafe fn on_client(name: &'static str, irp: *mut IRP, body: impl FnOnce(&CallInfo) -> Outcome) -> NTSTATUS {
+    // SAFETY: forwarded caller guarantee.
+    match unsafe { start(name, irp, false, None) } {
+        Start::Over(status) => status,
+        Start::Run(call) => call.conclude(body(&CallInfo { irp_present: !irp.is_null() })),
+    }
+}
+
+/// Facts about the call a body may need.
+pub(crate) struct CallInfo {
+    /// The client passed an IRP (calls whose IRP is optional).
+    pub(crate) irp_present: bool,
+}
+
+/// Cancels every pending operation of `socket` and waits for their completions (WskCloseSocket).
+pub(crate) fn cancel_all(socket: &Socket) {
+    let ops: Vec<Arc<Op>> = socket.lock().pending.clone();
+    for op in &ops {
+        op.cancel();
+    }
+    for op in &ops {
+        if !op.wait_completed(Duration::from_secs(5)) {
+            violation(Rule::Internal, format!("operation {} on socket #{} did not complete after close", op.call, socket.id));
+        }
+    }
+}
+
+/// Takes every pending operation away without completing it, and waits for the workers (reset).
+pub(crate) fn abandon_all() {
+    let ops: Vec<Arc<Op>> = lock(&OPS).take().map(|m| m.into_values().collect()).unwrap_or_default();
+    for op in &ops {
+        op.abandon();
+    }
+    for op in &ops {
+        spin_until(Duration::from_secs(5), || op.completed.load(Ordering::SeqCst));
+    }
+    if !spin_until(Duration::from_secs(5), || workers_live() == 0) {
+        crate::log::note("provider workers still running after reset");
+    }
+}
