@@ -46,6 +46,7 @@ mod sync;
 pub mod time;
 
 pub use addr::SocketAddr;
+pub use driver::BUGCHECK_PANIC;
 pub use endpoint::{Endpoint, ListenHandler};
 pub use error::{Error, Result, Step};
 pub use executor::yield_now;

@@ -77,7 +77,7 @@ pub(crate) fn reset() {
         events::stop(&socket, Duration::from_secs(2));
     }
     request::abandon_all();
-    for socket in socket::open_sockets_or_closed() {
+    for socket in socket::all() {
         drop(socket.take_os());
     }
     events::reset();

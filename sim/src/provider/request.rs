@@ -535,3 +535,10 @@ pub(crate) fn abandon_all() {
         crate::log::note("provider workers still running after reset");
     }
 }
+
+/// A client pointer carried into a pending operation's worker.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Raw<T>(pub(crate) *mut T);
+// SAFETY: the client keeps what it passed to a WSK call valid until the IRP completes, and only one thread
+// serves an operation at a time (the BUSY state).
+unsafe impl<T> Send for Raw<T> {}

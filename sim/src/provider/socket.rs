@@ -232,6 +232,11 @@ pub(crate) fn open_sockets() -> Vec<Arc<Socket>> {
         .unwrap_or_default()
 }
 
+/// Every socket, closed or not.
+pub(crate) fn all() -> Vec<Arc<Socket>> {
+    lock(&TABLE).as_ref().map(|t| t.entries.values().map(|e| Arc::clone(&e.socket)).collect()).unwrap_or_default()
+}
+
 /// (open, created since reset).
 pub(crate) fn totals() -> (u64, u64) {
     let guard = lock(&TABLE);
