@@ -68,6 +68,10 @@ pub trait ListenEndpoint: ListenHandler {
     const CONFIG: ListenConfig;
 }
 
+/// How long opening an endpoint (WskSocket, options, WskBind) may take before it is abandoned (its IRP
+/// cancelled, the socket closed) and DriverEntry fails with STATUS_IO_TIMEOUT.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens a listen endpoint and spawns its accept loop (called by generated code).
 ///
 /// # Errors
@@ -75,7 +79,9 @@ pub trait ListenEndpoint: ListenHandler {
 pub fn start_listener<E: ListenEndpoint>(ep: &'static E, rt: &'static Runtime, addr: SocketAddr) -> Result<()> {
     let cfg = E::CONFIG;
     let options = BindOptions { exclusive: cfg.exclusive, v6only: cfg.v6only };
-    let listener = rt.block_on(ListenSocket::bind(rt, addr, options))?;
+    let listener = rt
+        .block_on(time::timeout(OPEN_TIMEOUT, ListenSocket::bind(rt, addr, options)))
+        .map_err(|_| Error::new(Step::Timeout, crate::sys::STATUS_IO_TIMEOUT).at(addr))??;
     let limit = PoolArc::try_new(Limit { active: AtomicU32::new(0), max: cfg.max_connections.max(1), waker: AtomicWaker::new() })
         .ok_or(Error::new(Step::Spawn, crate::sys::STATUS_INSUFFICIENT_RESOURCES).at(addr))?;
     rt.spawn(serve_listener(ep, rt, listener, limit, cfg.name)).map_err(|e| e.at(addr))?;
@@ -90,14 +96,28 @@ struct Limit {
     waker: AtomicWaker,
 }
 
-/// One slot of a [`Limit`], released when the connection's task ends (or is dropped at unload).
-struct Permit(PoolArc<Limit>);
+/// One slot of a [`Limit`], released when the connection's task ends (or is dropped at unload). Counts as
+/// an open connection once a connection holds it.
+struct Permit {
+    limit: PoolArc<Limit>,
+    connected: bool,
+}
+
+impl Permit {
+    fn connected(mut self) -> Self {
+        self.connected = true;
+        pool::CONNECTIONS_OPEN.inc();
+        self
+    }
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
-        pool::CONNECTIONS_OPEN.dec();
-        if let Some(w) = self.0.waker.take() {
+        self.limit.active.fetch_sub(1, Ordering::AcqRel);
+        if self.connected {
+            pool::CONNECTIONS_OPEN.dec();
+        }
+        if let Some(w) = self.limit.waker.take() {
             w.wake();
         }
     }
@@ -115,8 +135,7 @@ async fn acquire(limit: &PoolArc<Limit>) -> Permit {
         if try_take(limit) { Poll::Ready(()) } else { Poll::Pending }
     })
     .await;
-    pool::CONNECTIONS_OPEN.inc();
-    Permit(limit.clone())
+    Permit { limit: limit.clone(), connected: false }
 }
 
 async fn serve_listener<E: ListenHandler>(
@@ -134,7 +153,7 @@ async fn serve_listener<E: ListenHandler>(
                 backoff = Duration::from_millis(5);
                 pool::CONNECTIONS_ACCEPTED.inc();
                 log::debug!("{name}: accepted {}", conn.remote_addr());
-                if let Err(e) = rt.spawn(serve_connection(ep, conn, permit, name)) {
+                if let Err(e) = rt.spawn(serve_connection(ep, conn, permit.connected(), name)) {
                     // The task (and with it the connection and its permit) was dropped: closed at once.
                     pool::CONNECTIONS_REFUSED.inc();
                     log::warn!("{name}: no task for a new connection: {e}");

@@ -171,6 +171,9 @@ pub(crate) struct Executor {
     stop: AtomicBool,
     stopped: AtomicBool,
     initialized: AtomicBool,
+    /// Spawns in progress: `shutdown_tasks` waits for them, so a task pushed by another thread while the
+    /// executor stops is still dropped with the rest.
+    spawning: AtomicUsize,
     /// Set while the executor thread is about to wait or waiting on `event`: wakers set the event only
     /// then, which saves a kernel call per completion while the executor is busy.
     sleeping: AtomicBool,
@@ -197,6 +200,7 @@ impl Executor {
             stopped: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
+            spawning: AtomicUsize::new(0),
             all_head: UnsafeCell::new(ptr::null_mut()),
             all_tail: UnsafeCell::new(ptr::null_mut()),
         }
@@ -232,7 +236,14 @@ impl Executor {
     /// # Errors
     /// `Step::Shutdown` once stopping, `Step::Spawn` with STATUS_INSUFFICIENT_RESOURCES without memory.
     pub(crate) fn spawn<F: Future<Output = ()> + 'static>(&'static self, fut: F) -> Result<(), Error> {
-        if !self.initialized.load(Ordering::Acquire) || self.stop.load(Ordering::Acquire) {
+        self.spawning.fetch_add(1, Ordering::SeqCst);
+        let r = self.spawn_inner(fut);
+        self.spawning.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    fn spawn_inner<F: Future<Output = ()> + 'static>(&'static self, fut: F) -> Result<(), Error> {
+        if !self.initialized.load(Ordering::Acquire) || self.stop.load(Ordering::SeqCst) {
             return Err(Error::new(Step::Shutdown, sys::STATUS_INVALID_DEVICE_STATE));
         }
         let task = Task {
@@ -374,6 +385,10 @@ impl Executor {
 
     /// Drops every task's future on this thread (cancelling its IRPs and closing its sockets) and frees them.
     fn shutdown_tasks(&self) {
+        // `stop` is set; a spawn that passed its check before that finishes its push before we drain.
+        while self.spawning.load(Ordering::SeqCst) != 0 {
+            core::hint::spin_loop();
+        }
         loop {
             // Link everything still queued, so it is dropped too.
             let mut cur = self.take_queue();

@@ -15,12 +15,36 @@
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use core::task::{Context, Poll};
 
 use crate::pool;
 use crate::sync::AtomicWaker;
 use crate::sys::{self, IRP, NTSTATUS};
+
+/// IRPs handed to a provider whose completion routine has not yet *returned*. Counted up before each call
+/// and down as the very last statement of [`on_complete`], so [`crate::Runtime::shutdown`] can wait until no
+/// provider thread is still running driver code before the driver lets itself be unloaded.
+static ROUTINES_PENDING: AtomicU64 = AtomicU64::new(0);
+
+/// Waits (PASSIVE_LEVEL) until every completion routine has returned.
+pub(crate) fn wait_routines_returned() {
+    let start = crate::time::Instant::now();
+    while ROUTINES_PENDING.load(Ordering::Acquire) != 0 {
+        crate::executor::short_sleep(10_000);
+        if crate::time::Instant::now().saturating_since(start).as_secs() >= 5 {
+            log::error!("{} completion routine(s) never returned", ROUTINES_PENDING.load(Ordering::Acquire));
+            return;
+        }
+    }
+}
+
+/// Statuses with which providers refuse a call *without* taking the IRP: Wine's stubs
+/// (STATUS_NOT_IMPLEMENTED) and argument checks (a null IRP or client). Any other non-PENDING return means
+/// the IRP was completed, even if its completion routine has not run yet on another CPU.
+const fn refused_without_irp(status: NTSTATUS) -> bool {
+    matches!(status, sys::STATUS_NOT_IMPLEMENTED | sys::STATUS_INVALID_PARAMETER | sys::STATUS_INVALID_HANDLE)
+}
 
 const IDLE: u8 = 0;
 const ARMED: u8 = 1;
@@ -84,14 +108,19 @@ impl IrpSlot {
         self.state.store(ARMED, Ordering::Release);
         pool::IRPS_IN_FLIGHT.inc();
         pool::WSK_CALLS.inc();
+        ROUTINES_PENDING.fetch_add(1, Ordering::AcqRel);
         let ret = call(irp);
         match self.state.load(Ordering::Acquire) {
-            COMPLETED => Issued::Done(self.take_result(), self.info()),
-            ARMED if ret != sys::STATUS_PENDING => {
+            COMPLETED => {
+                let info = self.info();
+                Issued::Done(self.take_result(), info)
+            }
+            ARMED if refused_without_irp(ret) => {
                 // The provider refused the call without completing the IRP (Wine's stubs do this): the IRP
                 // is ours again, and its result is the return value.
                 self.state.store(IDLE, Ordering::Release);
                 pool::IRPS_IN_FLIGHT.dec();
+                ROUTINES_PENDING.fetch_sub(1, Ordering::AcqRel);
                 Issued::Done(ret, 0)
             }
             _ => Issued::Pending,
@@ -144,28 +173,38 @@ impl IrpSlot {
         unsafe { sys::IoCancelIrp(self.irp.as_ptr()) != 0 }
     }
 
-    /// Blocks (PASSIVE_LEVEL) until an in-flight IRP completes, or `max_ticks` pass; true if it completed
-    /// (the slot is then idle again).
-    pub(crate) fn wait_blocking(&self, max_ticks: Option<u64>) -> bool {
-        const STEP: u64 = 10_000; // 1 ms
-        let mut waited = 0u64;
+    /// If the call has completed, takes its (status, information) and returns the slot to IDLE.
+    pub(crate) fn take_if_completed(&self) -> Option<(NTSTATUS, usize)> {
+        if self.state.load(Ordering::Acquire) == COMPLETED {
+            let info = self.info();
+            Some((self.take_result(), info))
+        } else {
+            None
+        }
+    }
+
+    /// Blocks (PASSIVE_LEVEL) until an in-flight IRP completes, or `max` passes. Returns the result when it
+    /// completed (the slot is then idle again); `Ok(None)` when the slot was already idle; `Err(())` when
+    /// the time ran out.
+    pub(crate) fn wait_blocking(&self, max: Option<core::time::Duration>) -> Result<Option<(NTSTATUS, usize)>, ()> {
+        const STEP: u64 = 10_000; // 1 ms (the kernel rounds it up to its clock tick)
+        let start = crate::time::Instant::now();
+        let mut warned = 0;
         loop {
             match self.state.load(Ordering::Acquire) {
-                IDLE => return true,
-                COMPLETED => {
-                    let _ = self.take_result();
-                    return true;
-                }
+                IDLE => return Ok(None),
+                COMPLETED => return Ok(self.take_if_completed()),
                 _ => {}
             }
-            if max_ticks.is_some_and(|m| waited >= m) {
-                return false;
+            let waited = crate::time::Instant::now().saturating_since(start);
+            if max.is_some_and(|m| waited >= m) {
+                return Err(());
+            }
+            if waited.as_secs() >= warned + 5 {
+                warned = waited.as_secs();
+                log::warn!("still waiting for a cancelled IRP to complete ({warned} s)");
             }
             crate::executor::short_sleep(STEP);
-            waited += STEP;
-            if waited.is_multiple_of(50_000_000) {
-                log::warn!("still waiting for a cancelled IRP to complete ({} s)", waited / 10_000_000);
-            }
         }
     }
 }
@@ -175,7 +214,7 @@ impl Drop for IrpSlot {
         if self.in_flight() {
             // The owner's abort path must have run; as a last resort wait rather than free a live IRP.
             log::error!("IRP slot dropped while in flight; waiting for the provider");
-            self.wait_blocking(None);
+            let _ = self.wait_blocking(None);
         }
         // SAFETY: idle: the provider no longer references the IRP; we own it.
         unsafe { sys::IoFreeIrp(self.irp.as_ptr()) };
@@ -194,5 +233,7 @@ unsafe extern "system" fn on_complete(_device: *mut c_void, _irp: *mut IRP, cont
     if let Some(w) = waker {
         w.wake();
     }
+    // Last statement that touches driver data: after it, shutdown may proceed to unload the image.
+    ROUTINES_PENDING.fetch_sub(1, Ordering::AcqRel);
     sys::STATUS_MORE_PROCESSING_REQUIRED
 }

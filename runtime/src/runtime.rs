@@ -185,6 +185,9 @@ impl Runtime {
                 *self.thread.get() = ptr::null_mut();
             }
         }
+        // Provider threads may still be inside a completion routine (after it published its result): wait
+        // until every routine has returned before releasing the provider and letting the image go.
+        crate::irp::wait_routines_returned();
         self.release();
         self.state.store(STOPPED, Ordering::Release);
         let s = pool::stats();

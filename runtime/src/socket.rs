@@ -33,8 +33,8 @@ pub const MAX_TRANSFER: usize = 64 * 1024;
 const MDL_PAGES: usize = MAX_TRANSFER / sys::PAGE_SIZE + 1;
 const MDL_BYTES: usize = core::mem::size_of::<MDL>() + MDL_PAGES * core::mem::size_of::<usize>();
 
-/// Time a cancelled IRP gets to come back through its cancel routine before the socket is closed (200 ms).
-const CANCEL_GRACE: u64 = 2_000_000;
+/// Time a cancelled IRP gets to come back through its cancel routine when there is no socket to close.
+const CANCEL_GRACE: core::time::Duration = core::time::Duration::from_millis(200);
 
 /// Options applied between WskSocket and WskBind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,7 +107,17 @@ impl SocketCore {
     where
         F: FnOnce(*mut IRP) -> NTSTATUS,
     {
-        Op { core: self, step, call: Some(call), started: false }
+        Op { core: self, step, call: Some(call), started: false, salvage: None }
+    }
+
+    /// Like [`Self::op`] for calls whose result is a new socket (WskSocket, WskAccept): if the future is
+    /// dropped after the provider created the socket, the socket is stored into `salvage`, whose owner
+    /// closes it, instead of being lost.
+    fn socket_op<'a, F>(&'a self, step: Step, salvage: &'a AtomicPtr<WSK_SOCKET>, call: F) -> Op<'a, F>
+    where
+        F: FnOnce(*mut IRP) -> NTSTATUS,
+    {
+        Op { core: self, step, call: Some(call), started: false, salvage: Some(salvage) }
     }
 
     /// Closes the provider socket and waits for the close to complete (PASSIVE_LEVEL). Used from drop and
@@ -124,25 +134,35 @@ impl SocketCore {
         // in this pool allocation, and `s` is a live socket with no other call running on it.
         match unsafe { self.close_slot.issue(|irp| (basic.WskCloseSocket)(s, irp)) } {
             Issued::Done(status, _) => status,
-            Issued::Pending => {
-                self.close_slot.wait_blocking(None);
-                sys::STATUS_SUCCESS
-            }
+            Issued::Pending => match self.close_slot.wait_blocking(None) {
+                Ok(Some((status, _))) => status,
+                _ => sys::STATUS_SUCCESS,
+            },
         }
     }
 
-    /// Gives back an in-flight operation's IRP before its buffers go away (PASSIVE_LEVEL).
-    fn abort_io(&self) {
+    /// Gets back an in-flight operation's IRP before its buffers go away (PASSIVE_LEVEL), and returns the
+    /// operation's result. The socket is closed: after an abandoned send or receive the stream is in an
+    /// unknown state (part of the data may have gone), and closing is also the only way to get a pending
+    /// IRP back where no cancel routine exists (Wine). `IoCancelIrp` comes first so that a provider which
+    /// supports it finishes the operation cleanly.
+    fn abort_io(&self) -> Option<(NTSTATUS, usize)> {
         if !self.io.in_flight() {
-            return;
+            return self.io.take_if_completed();
         }
-        if self.io.cancel() && self.io.wait_blocking(Some(CANCEL_GRACE)) {
-            return;
+        let cancelled = self.io.cancel();
+        if self.sock().is_null() {
+            // Nothing to close (WskSocket in flight): only the cancel routine can give the IRP back.
+            if cancelled {
+                if let Ok(r) = self.io.wait_blocking(Some(CANCEL_GRACE)) {
+                    return r;
+                }
+            }
+            log::error!("waiting for a provider that neither completes nor cancels WskSocket");
+            return self.io.wait_blocking(None).ok().flatten();
         }
-        // No cancel routine took it (Wine), or it did not come back: closing the socket makes the provider
-        // complete every pending IRP.
         let _ = self.close_blocking();
-        self.io.wait_blocking(None);
+        self.io.wait_blocking(None).ok().flatten()
     }
 
     /// Closes asynchronously.
@@ -209,6 +229,8 @@ struct Op<'a, F> {
     step: Step,
     call: Option<F>,
     started: bool,
+    /// Where a socket created by this call goes if the future is dropped before it reads the result.
+    salvage: Option<&'a AtomicPtr<WSK_SOCKET>>,
 }
 
 impl<F: FnOnce(*mut IRP) -> NTSTATUS> Future for Op<'_, F> {
@@ -246,8 +268,19 @@ impl<F> Op<'_, F> {
 
 impl<F> Drop for Op<'_, F> {
     fn drop(&mut self) {
-        if self.started && self.core.io.in_flight() {
-            self.core.abort_io();
+        if !self.started {
+            return;
+        }
+        // In flight: get the IRP back. Completed but never polled (e.g. dropped at unload right after its
+        // completion): collect the result, so nothing the provider handed over is lost.
+        let result = self.core.abort_io();
+        if let (Some((status, info)), Some(target)) = (result, self.salvage) {
+            if sys::nt_success(status) && status != sys::STATUS_PENDING && info != 0 {
+                // INVARIANT: the provider created this socket for us; its new owner closes it.
+                target.store(info as *mut WSK_SOCKET, Ordering::Release);
+                pool::SOCKETS_OPEN.inc();
+                pool::SOCKETS_TOTAL.inc();
+            }
         }
     }
 }
@@ -278,9 +311,9 @@ impl Future for CloseOp<'_> {
 
 impl Drop for CloseOp<'_> {
     fn drop(&mut self) {
-        if self.started && self.slot.in_flight() {
-            // A close always completes; wait so the IRP is not reused early.
-            self.slot.wait_blocking(None);
+        if self.started {
+            // A close always completes; wait so the IRP is not reused early, and collect its result.
+            let _ = self.slot.wait_blocking(None);
         }
     }
 }
@@ -299,7 +332,7 @@ async fn create(core: &SocketCore, family: u16, flags: u32) -> Result<()> {
     // SAFETY: the provider NPI stays captured while the runtime runs (sockets are closed before release).
     let wsk_socket = unsafe { (*dispatch).WskSocket };
     let (status, info) = core
-        .op(Step::Socket, |irp| {
+        .socket_op(Step::Socket, &core.sock, |irp| {
             // SAFETY: valid client and IRP; no socket context or client dispatch (no event callbacks).
             unsafe {
                 wsk_socket(client, family, sys::SOCK_STREAM, sys::IPPROTO_TCP, flags, ptr::null_mut(), ptr::null(),
@@ -406,8 +439,10 @@ impl ListenSocket {
         let (pl, pr) = (new.local.get().cast::<sys::SOCKADDR>(), new.remote.get().cast::<sys::SOCKADDR>());
         // SAFETY: live listener; the address buffers live in `new`, which outlives the call (the op is awaited
         // here and gives the IRP back on drop before `new` can be dropped).
-        let (status, info) =
-            self.core.op(Step::Accept, |irp| unsafe { accept(s, 0, ptr::null_mut(), ptr::null(), pl, pr, irp) }).await;
+        let (status, info) = self
+            .core
+            .socket_op(Step::Accept, &new.sock, |irp| unsafe { accept(s, 0, ptr::null_mut(), ptr::null(), pl, pr, irp) })
+            .await;
         check(Step::Accept, status).map_err(|e| e.at(self.addr))?;
         let sock = info as *mut WSK_SOCKET;
         if sock.is_null() {

@@ -14,7 +14,7 @@ use core::future::Future;
 use core::marker::PhantomPinned;
 use core::pin::Pin;
 use core::ptr;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
@@ -32,11 +32,19 @@ static QPC: AtomicUsize = AtomicUsize::new(0);
 static QPC_FREQ: AtomicU64 = AtomicU64::new(0);
 static QUERY_PRECISE: AtomicUsize = AtomicUsize::new(0);
 
-/// Resolves the clock routine; called by [`crate::Runtime::start`] at PASSIVE_LEVEL.
+static CLOCK_READY: AtomicBool = AtomicBool::new(false);
+
+/// Resolves the clock routine once, at PASSIVE_LEVEL: by [`crate::Runtime::start`], or by the first
+/// [`Instant::now`] if that comes earlier.
 pub(crate) fn init_clock() {
-    if QPC.load(Ordering::Relaxed) != 0 || QUERY_PRECISE.load(Ordering::Relaxed) != 0 {
+    if CLOCK_READY.load(Ordering::Acquire) {
         return;
     }
+    resolve_clock();
+    CLOCK_READY.store(true, Ordering::Release);
+}
+
+fn resolve_clock() {
     let precise = resolve(&utf16::PRECISE);
     if !precise.is_null() {
         QUERY_PRECISE.store(precise as usize, Ordering::Relaxed);
@@ -87,6 +95,9 @@ impl Instant {
     /// Now.
     #[must_use]
     pub fn now() -> Self {
+        if !CLOCK_READY.load(Ordering::Acquire) {
+            init_clock();
+        }
         let precise = QUERY_PRECISE.load(Ordering::Relaxed);
         if precise != 0 {
             // SAFETY: the address was resolved from the kernel's export of this exact signature.
@@ -291,15 +302,16 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
+        // Always under the lock: `fire_expired` on another polling thread may be unlinking this node and
+        // taking its waker right now, and the waker must be dropped exactly once.
         let node = &mut self.node;
-        if node.linked {
-            TIMERS.with(|list| {
-                if node.linked {
-                    // SAFETY: linked into `list`, lock held.
-                    unsafe { unlink(list, node) };
-                }
-            });
-        }
+        TIMERS.with(|list| {
+            if node.linked {
+                // SAFETY: linked into `list`, lock held.
+                unsafe { unlink(list, node) };
+            }
+            drop(node.waker.take());
+        });
     }
 }
 

@@ -75,7 +75,10 @@ impl Counts {
             .filter(|(_, n)| *n != 0)
             .map(|(what, n)| {
                 if *what == "pool allocations live" {
-                    format!("leak: {n} {what} ({} bytes; see kernel::pool::by_tag())", self.pool_live_bytes)
+                    format!(
+                        "leak: {n} {what} ({} bytes; see kernel::pool::by_tag())",
+                        self.pool_live_bytes
+                    )
                 } else {
                     format!("leak: {n} {what}")
                 }
@@ -208,6 +211,11 @@ pub enum Rule {
     BadSocketParameters,
     /// Data indications kept past WskCloseSocket without WskRelease.
     IndicationNotReleased,
+    /// WskRelease of an indication the provider did not hand out, or released twice.
+    IndicationUnknown,
+    /// An event callback enabled whose function the client's dispatch table does not have, or an event the
+    /// socket category does not have.
+    EventNotAvailable,
     /// Something the simulation itself got wrong; please report it.
     Internal,
 }

@@ -66,6 +66,8 @@ pub struct Config {
     pub flag_close_from_completion: bool,
     /// Record [`crate::Rule::MdlNotMapped`] for MDLs that MmBuildMdlForNonPagedPool never saw.
     pub require_mapped_mdls: bool,
+    /// Routine names MmGetSystemRoutineAddress pretends not to know (to exercise a client's fallbacks).
+    pub missing_routines: Vec<&'static str>,
 }
 
 impl Config {
@@ -87,6 +89,7 @@ impl Config {
             deregister_wait: Duration::from_millis(500),
             flag_close_from_completion: true,
             require_mapped_mdls: true,
+            missing_routines: Vec::new(),
         }
     }
 
@@ -100,6 +103,8 @@ impl Config {
             completion_for: vec![
                 ("WskSocket", Completion::PendingOnSuccess),
                 ("WskCloseSocket", Completion::PendingOnSuccess),
+                // Wine returns STATUS_INVALID_DEVICE_STATE itself for a connect before bind.
+                ("WskConnect", Completion::PendingOnSuccess),
             ],
             cancel_routines: false,
             stubs: vec![
@@ -127,7 +132,10 @@ impl Config {
     /// The completion mode for one routine.
     #[must_use]
     pub fn completion_of(&self, call: &str) -> Completion {
-        self.completion_for.iter().find(|(name, _)| *name == call).map_or(self.completion, |(_, c)| *c)
+        self.completion_for
+            .iter()
+            .find(|(name, _)| *name == call)
+            .map_or(self.completion, |(_, c)| *c)
     }
 
     /// Whether WskSocket accepts this WSK_FLAG_* category.

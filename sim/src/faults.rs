@@ -27,7 +27,7 @@
 //! Visits are counted per point from the last [`set_plan`] or [`crate::reset`], so `Nth(3)` is the third
 //! visit after the plan was set, whatever thread made it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use wsk_sys::NTSTATUS;
@@ -199,7 +199,7 @@ struct Armed {
 #[derive(Default)]
 struct State {
     armed: Vec<Armed>,
-    counts: HashMap<&'static str, u64>,
+    counts: BTreeMap<&'static str, u64>,
     order: Vec<&'static str>,
     fired: Vec<Fired>,
 }
@@ -217,10 +217,17 @@ pub fn set_plan(plan: Plan) {
                 _ => 0,
             };
             // xorshift must not start at zero.
-            Armed { injection, seen: 0, rng: seed ^ 0x9E37_79B9_7F4A_7C15 }
+            Armed {
+                injection,
+                seen: 0,
+                rng: seed ^ 0x9E37_79B9_7F4A_7C15,
+            }
         })
         .collect();
-    *lock(&STATE) = Some(State { armed, ..State::default() });
+    *lock(&STATE) = Some(State {
+        armed,
+        ..State::default()
+    });
 }
 
 /// Removes the plan and restarts the visit counts.
@@ -232,14 +239,26 @@ pub fn clear_plan() {
 #[must_use]
 pub fn count_points() -> Vec<PointCount> {
     let guard = lock(&STATE);
-    let Some(state) = guard.as_ref() else { return Vec::new() };
-    state.order.iter().map(|&name| PointCount { name, count: state.counts.get(name).copied().unwrap_or(0) }).collect()
+    let Some(state) = guard.as_ref() else {
+        return Vec::new();
+    };
+    state
+        .order
+        .iter()
+        .map(|&name| PointCount {
+            name,
+            count: state.counts.get(name).copied().unwrap_or(0),
+        })
+        .collect()
 }
 
 /// Injections that fired since the plan was set, in order.
 #[must_use]
 pub fn fired() -> Vec<Fired> {
-    lock(&STATE).as_ref().map(|s| s.fired.clone()).unwrap_or_default()
+    lock(&STATE)
+        .as_ref()
+        .map(|s| s.fired.clone())
+        .unwrap_or_default()
 }
 
 /// Counts a visit of `name` and returns the fault to inject there, if any.
@@ -281,7 +300,9 @@ pub(crate) fn visit(name: &'static str, kind: Kind) -> Option<Fault> {
     }
     if let Some(fault) = hit {
         state.fired.push(Fired { name, visit, fault });
-        crate::log::note(&format!("fault injected at {name} visit {visit}: {fault:?}"));
+        crate::log::note(&format!(
+            "fault injected at {name} visit {visit}: {fault:?}"
+        ));
     }
     hit
 }

@@ -43,6 +43,7 @@ pub mod faults;
 pub mod kernel;
 pub mod log;
 pub mod provider;
+mod signatures;
 mod sync;
 
 use std::sync::{Mutex, MutexGuard};

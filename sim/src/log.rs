@@ -30,7 +30,9 @@ pub unsafe extern "C" fn wsk_sim_log(line: *const c_char) {
         return;
     }
     // SAFETY: the caller (dbgprint.c) passes a NUL-terminated buffer that lives for the call.
-    let text = unsafe { CStr::from_ptr(line) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(line) }
+        .to_string_lossy()
+        .into_owned();
     if echo() {
         eprint!("{text}");
         if !text.ends_with('\n') {

@@ -16,13 +16,18 @@ pub(crate) fn wait_until<'a, T>(
     deadline: Option<Instant>,
 ) -> (MutexGuard<'a, T>, bool) {
     match deadline {
-        None => (cv.wait(guard).unwrap_or_else(PoisonError::into_inner), false),
+        None => (
+            cv.wait(guard).unwrap_or_else(PoisonError::into_inner),
+            false,
+        ),
         Some(deadline) => {
             let now = Instant::now();
             if now >= deadline {
                 return (guard, true);
             }
-            let (guard, _) = cv.wait_timeout(guard, deadline - now).unwrap_or_else(PoisonError::into_inner);
+            let (guard, _) = cv
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner);
             (guard, Instant::now() >= deadline)
         }
     }

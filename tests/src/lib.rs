@@ -1,1 +1,227 @@
-//! placeholder
+//! Scenarios that drive the wsk runtime and its generated code against `wsk-sim` (a host kernel and WSK
+//! provider over real loopback sockets), shared by the host tests and the fault sweep.
+//!
+//! Every scenario is bounded in time (client sockets have short timeouts, server operations run under
+//! `wsk::time::timeout`), starts the runtime, does real traffic, and always shuts the runtime down, so that
+//! afterwards both the runtime's counters ([`wsk::stats`]) and the simulation's ([`wsk_sim::check_clean`])
+//! must be back to zero whatever was injected.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use wsk::time::timeout;
+use wsk::{BindOptions, Connection, ListenSocket, Runtime, SocketAddr};
+
+pub use wsk_sim;
+
+/// The runtime every scenario uses, restarted for each run (a driver has exactly one, in a static).
+pub static RT: Runtime = Runtime::new();
+
+/// How long a client waits for an answer before it gives up (faults make servers go quiet).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_millis(400);
+/// How long a server-side operation may take in a scenario.
+pub const SERVER_TIMEOUT: Duration = Duration::from_millis(800);
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A loopback port not used by an earlier run of this process (listening sockets in TIME_WAIT would
+/// otherwise make a rebind fail).
+pub fn fresh_port() -> u16 {
+    let base = 20_000 + (std::process::id() % 20_000) as u16;
+    let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+    base.wrapping_add(n % 20_000).max(1024)
+}
+
+/// What a scenario run produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Everything worked.
+    Clean,
+    /// A typed runtime error surfaced (expected under fault injection).
+    Error(wsk::Error),
+    /// A deadline passed (expected when a fault swallows a completion).
+    TimedOut(&'static str),
+}
+
+impl Outcome {
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Self::Clean)
+    }
+}
+
+fn from_result(r: Result<Result<(), wsk::Error>, wsk::time::Elapsed>, what: &'static str) -> Outcome {
+    match r {
+        Ok(Ok(())) => Outcome::Clean,
+        Ok(Err(e)) => Outcome::Error(e),
+        Err(_) => Outcome::TimedOut(what),
+    }
+}
+
+/// A std client: connect, send `msg`, read the echo, close. Returns what came back.
+pub fn echo_client(port: u16, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT)?;
+    s.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    s.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    s.write_all(msg)?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < msg.len() {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    Ok(got)
+}
+
+/// The listen kind, by hand: start, bind, accept one connection, receive, echo, close, close the listener,
+/// shut down. The runtime's own API, no generated code.
+pub fn listen_scenario() -> Outcome {
+    if let Err(e) = RT.start() {
+        return Outcome::Error(e);
+    }
+    let port = fresh_port();
+    let addr = SocketAddr::v4([127, 0, 0, 1], port);
+    let outcome = match RT.block_on(timeout(SERVER_TIMEOUT, ListenSocket::bind(&RT, addr, BindOptions::default()))) {
+        Err(_) => Outcome::TimedOut("bind"),
+        Ok(Err(e)) => Outcome::Error(e),
+        Ok(Ok(mut listener)) => {
+            let client = thread::spawn(move || echo_client(port, b"hello, kernel"));
+            let r = RT.block_on(timeout(SERVER_TIMEOUT, async {
+                let mut conn = listener.accept().await?;
+                let mut buf = [0u8; 64];
+                let n = conn.recv(&mut buf).await?;
+                conn.send_all(&buf[..n]).await?;
+                conn.close().await?;
+                listener.close().await
+            }));
+            let _ = client.join();
+            from_result(r, "listen")
+        }
+    };
+    RT.shutdown();
+    outcome
+}
+
+/// The connection kind: start, WskSocket + WskBind(wildcard) + WskConnect to a std server, send, receive
+/// the echo, close, shut down.
+pub fn connect_scenario() -> Outcome {
+    let server = TcpListener::bind("127.0.0.1:0").expect("bind a std listener");
+    let port = server.local_addr().expect("local addr").port();
+    server.set_nonblocking(false).expect("blocking");
+    let echo = thread::spawn(move || {
+        // Serve one connection (or give up when the scenario fails before connecting).
+        let _ = server.set_nonblocking(true);
+        let deadline = std::time::Instant::now() + SERVER_TIMEOUT * 2;
+        while std::time::Instant::now() < deadline {
+            match server.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(CLIENT_TIMEOUT));
+                    let mut buf = [0u8; 256];
+                    if let Ok(n) = s.read(&mut buf) {
+                        let _ = s.write_all(&buf[..n]);
+                    }
+                    // Wait for the other side to close.
+                    let _ = s.read(&mut buf);
+                    return;
+                }
+                Err(_) => thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    if let Err(e) = RT.start() {
+        let _ = echo.join();
+        return Outcome::Error(e);
+    }
+    let remote = SocketAddr::v4([127, 0, 0, 1], port);
+    let r = RT.block_on(timeout(SERVER_TIMEOUT, async {
+        let mut conn = Connection::connect(&RT, remote, None).await?;
+        conn.send_all(b"ping from the kernel").await?;
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while got < 20 {
+            let n = conn.recv(&mut buf[got..]).await?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        conn.close().await
+    }));
+    RT.shutdown();
+    let _ = echo.join();
+    from_result(r, "connect")
+}
+
+/// Echo endpoint declared with the attribute: the generated code, the accept loop, the connection limit
+/// and unload with connections still open.
+#[wsk::wsk_endpoint(kind = "listen", addr = "127.0.0.1:1", max_connections = 2)]
+pub struct EchoEndpoint {
+    pub served: AtomicU64,
+}
+
+impl wsk::ListenHandler for EchoEndpoint {
+    async fn on_connection(&'static self, conn: &mut Connection) -> wsk::Result<()> {
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = match timeout(SERVER_TIMEOUT, conn.recv(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            conn.send_all(&buf[..n]).await?;
+            self.served.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub static ECHO: EchoEndpoint = EchoEndpoint { served: AtomicU64::new(0) };
+
+/// The endpoint scenario: start, open the generated endpoint at a run-time address, three clients at
+/// once (one more than `max_connections`, so one waits), plus one that connects and stays silent, then
+/// unload while that one is still open.
+pub fn endpoint_scenario() -> Outcome {
+    use wsk::Endpoint;
+    if let Err(e) = RT.start() {
+        return Outcome::Error(e);
+    }
+    let port = fresh_port();
+    let mut silent = None;
+    let outcome = match ECHO.start_at(&RT, SocketAddr::v4([127, 0, 0, 1], port)) {
+        Err(e) => Outcome::Error(e),
+        Ok(()) => {
+            silent = TcpStream::connect(("127.0.0.1", port)).ok();
+            let clients: Vec<_> = (0..3u8)
+                .map(|i| thread::spawn(move || echo_client(port, &[b'a' + i; 100])))
+                .collect();
+            let ok = clients.into_iter().map(|c| c.join()).filter(|r| matches!(r, Ok(Ok(v)) if v.len() == 100)).count();
+            if ok == 3 { Outcome::Clean } else { Outcome::TimedOut("endpoint clients") }
+        }
+    };
+    // Unload while the silent client's connection is still open: its receive must be cancelled.
+    RT.shutdown();
+    drop(silent);
+    outcome
+}
+
+/// Checks that the runtime and the simulation are back to zero; returns the leaks found.
+pub fn leaks() -> Vec<String> {
+    let mut out = Vec::new();
+    if let Err(e) = wsk_sim::check_clean() {
+        out.push(e);
+    }
+    let s = wsk::stats();
+    if !s.is_quiescent() {
+        out.push(format!("runtime counters not at zero: {s:?}"));
+    }
+    out
+}

@@ -11,7 +11,9 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use wsk_sys::{KEVENT, NTSTATUS, STATUS_INVALID_HANDLE, STATUS_SUCCESS, STATUS_TIMEOUT, SYNCHRONIZATION_EVENT};
+use wsk_sys::{
+    KEVENT, NTSTATUS, STATUS_INVALID_HANDLE, STATUS_SUCCESS, STATUS_TIMEOUT, SYNCHRONIZATION_EVENT,
+};
 
 use crate::account::{violation, Rule};
 use crate::kernel::{irql, time};
@@ -50,14 +52,22 @@ unsafe fn view(event: *mut KEVENT) -> View {
 /// As for [`view`].
 unsafe fn checked(event: *mut KEVENT, routine: &str) -> Option<View> {
     if event.is_null() || !(event as usize).is_multiple_of(8) {
-        violation(Rule::EventNotInitialized, format!("{routine}({event:p}): not a KEVENT"));
+        violation(
+            Rule::EventNotInitialized,
+            format!("{routine}({event:p}): not a KEVENT"),
+        );
         return None;
     }
     // SAFETY: forwarded caller guarantee.
     let v = unsafe { view(event) };
     let head = event as usize + 8;
     // SAFETY: `view` pointers are valid for the event's lifetime.
-    let (flink, blink) = unsafe { ((*v.flink).load(Ordering::Relaxed), (*v.blink).load(Ordering::Relaxed)) };
+    let (flink, blink) = unsafe {
+        (
+            (*v.flink).load(Ordering::Relaxed),
+            (*v.blink).load(Ordering::Relaxed),
+        )
+    };
     if flink != head || blink != head {
         violation(
             Rule::EventNotInitialized,
@@ -75,7 +85,10 @@ unsafe fn checked(event: *mut KEVENT, routine: &str) -> Option<View> {
 #[no_mangle]
 pub unsafe extern "system" fn KeInitializeEvent(event: *mut KEVENT, event_type: i32, state: u8) {
     if event.is_null() || !(event as usize).is_multiple_of(8) {
-        violation(Rule::EventNotInitialized, format!("KeInitializeEvent({event:p}): not an aligned KEVENT"));
+        violation(
+            Rule::EventNotInitialized,
+            format!("KeInitializeEvent({event:p}): not an aligned KEVENT"),
+        );
         return;
     }
     let _guard = lock(&LOCK);
@@ -98,7 +111,9 @@ pub unsafe extern "system" fn KeInitializeEvent(event: *mut KEVENT, event_type: 
 pub unsafe extern "system" fn KeSetEvent(event: *mut KEVENT, _increment: i32, _wait: u8) -> i32 {
     let _guard = lock(&LOCK);
     // SAFETY: forwarded caller guarantee.
-    let Some(v) = (unsafe { checked(event, "KeSetEvent") }) else { return 0 };
+    let Some(v) = (unsafe { checked(event, "KeSetEvent") }) else {
+        return 0;
+    };
     // SAFETY: `view` pointers are valid for the event's lifetime.
     let previous = unsafe { (*v.signal).swap(1, Ordering::SeqCst) };
     SIGNALLED.notify_all();
@@ -147,11 +162,17 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
     let event = object.cast::<KEVENT>();
     let mut guard = lock(&LOCK);
     // SAFETY: forwarded caller guarantee.
-    let Some(v) = (unsafe { checked(event, "KeWaitForSingleObject") }) else { return STATUS_INVALID_HANDLE };
+    let Some(v) = (unsafe { checked(event, "KeWaitForSingleObject") }) else {
+        return STATUS_INVALID_HANDLE;
+    };
     loop {
         // SAFETY: `view` pointers are valid for the event's lifetime; `kind` is only written at init.
-        let (signalled, synchronization) =
-            unsafe { ((*v.signal).load(Ordering::SeqCst) != 0, i32::from(*v.kind) == SYNCHRONIZATION_EVENT) };
+        let (signalled, synchronization) = unsafe {
+            (
+                (*v.signal).load(Ordering::SeqCst) != 0,
+                i32::from(*v.kind) == SYNCHRONIZATION_EVENT,
+            )
+        };
         if signalled {
             if synchronization {
                 // SAFETY: as above.

@@ -3,7 +3,7 @@
 //! `IoAllocateIrp(n)` lays out the IRP header followed by `n` stack locations, with `CurrentLocation = n + 1`
 //! and `CurrentStackLocation` one past the last location, as Windows does; a WSK client puts its completion
 //! routine in the location below that (`IoSetCompletionRoutine` on the "next" location). The provider takes
-//! the IRP ([`take`]), and [`complete`] does what Wine's `dispatch_irp` + `IoCompleteRequest` do: set
+//! the IRP (`take`), and `complete` does what Wine's `dispatch_irp` + `IoCompleteRequest` do: set
 //! `IoStatus`, step down into the provider's location, then walk back up, calling each completion routine
 //! whose `SL_INVOKE_ON_*` bits match, until one returns STATUS_MORE_PROCESSING_REQUIRED.
 //!
@@ -18,7 +18,7 @@
 //! STATUS_CANCELLED inside the IoCancelIrp call, as Windows' providers do.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::mem::size_of;
 use std::ptr::addr_of_mut;
@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wsk_sys::{
-    nt_success, IO_STACK_LOCATION, IRP, NTSTATUS, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR, SL_INVOKE_ON_SUCCESS,
-    STATUS_INVALID_PARAMETER, STATUS_MORE_PROCESSING_REQUIRED,
+    nt_success, IO_STACK_LOCATION, IRP, NTSTATUS, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR,
+    SL_INVOKE_ON_SUCCESS, STATUS_INVALID_PARAMETER, STATUS_MORE_PROCESSING_REQUIRED,
 };
 
 use crate::account::{violation, Rule};
@@ -51,7 +51,11 @@ enum State {
     /// The client's: fresh from IoAllocateIrp or IoReuseIrp.
     Idle,
     /// The provider's, from the call until completion.
-    Held { call: &'static str, hook: Option<Arc<dyn CancelHook>>, pending_returned: bool },
+    Held {
+        call: &'static str,
+        hook: Option<Arc<dyn CancelHook>>,
+        pending_returned: bool,
+    },
     /// The client's again after completion; it needs IoReuseIrp before the next call.
     Completed,
 }
@@ -65,7 +69,7 @@ struct Meta {
 
 #[derive(Default)]
 struct Table {
-    irps: HashMap<usize, Meta>,
+    irps: BTreeMap<usize, Meta>,
     total: u64,
 }
 
@@ -81,8 +85,13 @@ pub(crate) struct Totals {
 
 pub(crate) fn totals() -> Totals {
     let guard = lock(&IRPS);
-    let Some(table) = guard.as_ref() else { return Totals::default() };
-    let mut totals = Totals { total: table.total, ..Totals::default() };
+    let Some(table) = guard.as_ref() else {
+        return Totals::default();
+    };
+    let mut totals = Totals {
+        total: table.total,
+        ..Totals::default()
+    };
     for meta in table.irps.values() {
         if !meta.orphaned {
             totals.live += 1;
@@ -124,7 +133,10 @@ unsafe fn initialize(irp: *mut IRP, stack_count: u8) {
 #[no_mangle]
 pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -> *mut IRP {
     let Ok(stack_count @ 1..=127) = u8::try_from(stack_size) else {
-        violation(Rule::IrpNoStackLocation, format!("IoAllocateIrp({stack_size}): a WSK IRP needs at least one stack location"));
+        violation(
+            Rule::IrpNoStackLocation,
+            format!("IoAllocateIrp({stack_size}): a WSK IRP needs at least one stack location"),
+        );
         return std::ptr::null_mut();
     };
     if faults::visit("IoAllocateIrp", Kind::Allocation).is_some() {
@@ -144,7 +156,14 @@ pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -
     let mut guard = lock(&IRPS);
     let table = guard.get_or_insert_with(Table::default);
     table.total += 1;
-    table.irps.insert(irp as usize, Meta { layout, state: State::Idle, orphaned: false });
+    table.irps.insert(
+        irp as usize,
+        Meta {
+            layout,
+            state: State::Idle,
+            orphaned: false,
+        },
+    );
     irp
 }
 
@@ -159,7 +178,10 @@ pub unsafe extern "system" fn IoFreeIrp(irp: *mut IRP) {
     let table = guard.get_or_insert_with(Table::default);
     let Some(meta) = table.irps.get_mut(&(irp as usize)) else {
         drop(guard);
-        violation(Rule::IrpUnknown, format!("IoFreeIrp({irp:p}): not a live IRP (double free, or not from IoAllocateIrp)"));
+        violation(
+            Rule::IrpUnknown,
+            format!("IoFreeIrp({irp:p}): not a live IRP (double free, or not from IoAllocateIrp)"),
+        );
         return;
     };
     if meta.orphaned {
@@ -193,12 +215,18 @@ pub unsafe extern "system" fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS) {
     let table = guard.get_or_insert_with(Table::default);
     let Some(meta) = table.irps.get_mut(&(irp as usize)).filter(|m| !m.orphaned) else {
         drop(guard);
-        violation(Rule::IrpUnknown, format!("IoReuseIrp({irp:p}): not a live IRP"));
+        violation(
+            Rule::IrpUnknown,
+            format!("IoReuseIrp({irp:p}): not a live IRP"),
+        );
         return;
     };
     if let State::Held { call, .. } = meta.state {
         drop(guard);
-        violation(Rule::IrpReusedWhilePending, format!("IoReuseIrp({irp:p}) while {call} still holds it"));
+        violation(
+            Rule::IrpReusedWhilePending,
+            format!("IoReuseIrp({irp:p}) while {call} still holds it"),
+        );
         return;
     }
     meta.state = State::Idle;
@@ -219,21 +247,30 @@ pub unsafe extern "system" fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS) {
 /// `irp` must be an IRP from IoAllocateIrp that has not been freed.
 #[no_mangle]
 pub unsafe extern "system" fn IoCancelIrp(irp: *mut IRP) -> u8 {
-    let known = lock(&IRPS).as_ref().is_some_and(|t| t.irps.contains_key(&(irp as usize)));
+    let known = lock(&IRPS)
+        .as_ref()
+        .is_some_and(|t| t.irps.contains_key(&(irp as usize)));
     if !known {
-        violation(Rule::IrpUnknown, format!("IoCancelIrp({irp:p}): not a live IRP"));
+        violation(
+            Rule::IrpUnknown,
+            format!("IoCancelIrp({irp:p}): not a live IRP"),
+        );
         return 0;
     }
     // SAFETY: a live IRP; `Cancel` and `CancelRoutine` are only ever accessed atomically while it is held.
     let routine = unsafe {
         AtomicU8::from_ptr(addr_of_mut!((*irp).Cancel)).store(1, Ordering::SeqCst);
-        AtomicPtr::from_ptr(addr_of_mut!((*irp).CancelRoutine)).swap(std::ptr::null_mut(), Ordering::SeqCst)
+        AtomicPtr::from_ptr(addr_of_mut!((*irp).CancelRoutine))
+            .swap(std::ptr::null_mut(), Ordering::SeqCst)
     };
     if routine.is_null() {
         return 0;
     }
     if routine != cancel_routine as *mut c_void {
-        violation(Rule::Internal, format!("IoCancelIrp({irp:p}): cancel routine {routine:p} is not the provider's"));
+        violation(
+            Rule::Internal,
+            format!("IoCancelIrp({irp:p}): cancel routine {routine:p} is not the provider's"),
+        );
         return 0;
     }
     let _dispatch = irql::enter(Frame::Cancel);
@@ -244,8 +281,16 @@ pub unsafe extern "system" fn IoCancelIrp(irp: *mut IRP) -> u8 {
 
 /// The cancel routine the provider puts in the IRPs it holds pending.
 unsafe extern "system" fn cancel_routine(_device: *mut c_void, irp: *mut IRP) {
-    let hook = match lock(&IRPS).as_ref().and_then(|t| t.irps.get(&(irp as usize))) {
-        Some(Meta { state: State::Held { hook: Some(hook), .. }, .. }) => Arc::clone(hook),
+    let hook = match lock(&IRPS)
+        .as_ref()
+        .and_then(|t| t.irps.get(&(irp as usize)))
+    {
+        Some(Meta {
+            state: State::Held {
+                hook: Some(hook), ..
+            },
+            ..
+        }) => Arc::clone(hook),
         _ => return,
     };
     hook.cancel();
@@ -265,14 +310,20 @@ pub(crate) unsafe fn take(irp: *mut IRP, call: &'static str) -> Result<(), NTSTA
     let table = guard.get_or_insert_with(Table::default);
     let Some(meta) = table.irps.get_mut(&(irp as usize)).filter(|m| !m.orphaned) else {
         drop(guard);
-        violation(Rule::IrpUnknown, format!("{call}: IRP {irp:p} is not a live IRP from IoAllocateIrp"));
+        violation(
+            Rule::IrpUnknown,
+            format!("{call}: IRP {irp:p} is not a live IRP from IoAllocateIrp"),
+        );
         return Err(STATUS_INVALID_PARAMETER);
     };
     let mut problems = Vec::new();
     match meta.state {
         State::Held { call: holder, .. } => {
             drop(guard);
-            violation(Rule::IrpSubmittedWhilePending, format!("{call}: IRP {irp:p} is still held by {holder}"));
+            violation(
+                Rule::IrpSubmittedWhilePending,
+                format!("{call}: IRP {irp:p} is still held by {holder}"),
+            );
             return Err(STATUS_INVALID_PARAMETER);
         }
         State::Completed => problems.push((
@@ -287,7 +338,8 @@ pub(crate) unsafe fn take(irp: *mut IRP, call: &'static str) -> Result<(), NTSTA
         let count = i32::from((*irp).StackCount);
         let base = irp.cast::<u8>().add(size_of::<IRP>()) as usize;
         let expected = base + (location.max(1) as usize - 1) * size_of::<IO_STACK_LOCATION>();
-        if location <= 1 || location > count + 1 || (*irp).CurrentStackLocation as usize != expected {
+        if location <= 1 || location > count + 1 || (*irp).CurrentStackLocation as usize != expected
+        {
             Err(format!(
                 "{call}: IRP {irp:p} has no stack location left for the provider (CurrentLocation {location}, StackCount {count})"
             ))
@@ -310,7 +362,11 @@ pub(crate) unsafe fn take(irp: *mut IRP, call: &'static str) -> Result<(), NTSTA
         violation(Rule::IrpNoStackLocation, message);
         return Err(STATUS_INVALID_PARAMETER);
     }
-    meta.state = State::Held { call, hook: None, pending_returned: false };
+    meta.state = State::Held {
+        call,
+        hook: None,
+        pending_returned: false,
+    };
     drop(guard);
     for (rule, message) in problems {
         violation(rule, message);
@@ -320,7 +376,10 @@ pub(crate) unsafe fn take(irp: *mut IRP, call: &'static str) -> Result<(), NTSTA
 
 /// Gives a held IRP back without completing it (a stub's or a failed validation's return).
 pub(crate) fn release(irp: *mut IRP) {
-    if let Some(meta) = lock(&IRPS).as_mut().and_then(|t| t.irps.get_mut(&(irp as usize))) {
+    if let Some(meta) = lock(&IRPS)
+        .as_mut()
+        .and_then(|t| t.irps.get_mut(&(irp as usize)))
+    {
         if matches!(meta.state, State::Held { .. }) {
             meta.state = State::Idle;
         }
@@ -334,8 +393,16 @@ pub(crate) fn release(irp: *mut IRP) {
 /// # Safety
 /// `irp` must be held by the provider.
 pub(crate) unsafe fn arm(irp: *mut IRP, hook: Arc<dyn CancelHook>, cancellable: bool) -> bool {
-    if let Some(meta) = lock(&IRPS).as_mut().and_then(|t| t.irps.get_mut(&(irp as usize))) {
-        if let State::Held { hook: slot, pending_returned, .. } = &mut meta.state {
+    if let Some(meta) = lock(&IRPS)
+        .as_mut()
+        .and_then(|t| t.irps.get_mut(&(irp as usize)))
+    {
+        if let State::Held {
+            hook: slot,
+            pending_returned,
+            ..
+        } = &mut meta.state
+        {
             *slot = Some(hook);
             *pending_returned = true;
         }
@@ -349,7 +416,9 @@ pub(crate) unsafe fn arm(irp: *mut IRP, hook: Arc<dyn CancelHook>, cancellable: 
         routine.store(cancel_routine as *mut c_void, Ordering::SeqCst);
         if AtomicU8::from_ptr(addr_of_mut!((*irp).Cancel)).load(Ordering::SeqCst) != 0 {
             // Cancelled before the routine was in place: whoever takes the routine back cancels.
-            return !routine.swap(std::ptr::null_mut(), Ordering::SeqCst).is_null();
+            return !routine
+                .swap(std::ptr::null_mut(), Ordering::SeqCst)
+                .is_null();
         }
     }
     false
@@ -357,8 +426,14 @@ pub(crate) unsafe fn arm(irp: *mut IRP, hook: Arc<dyn CancelHook>, cancellable: 
 
 /// Marks a held IRP pending without a cancel hook (deferred completion of a finished operation).
 pub(crate) fn mark_pending(irp: *mut IRP) {
-    if let Some(meta) = lock(&IRPS).as_mut().and_then(|t| t.irps.get_mut(&(irp as usize))) {
-        if let State::Held { pending_returned, .. } = &mut meta.state {
+    if let Some(meta) = lock(&IRPS)
+        .as_mut()
+        .and_then(|t| t.irps.get_mut(&(irp as usize)))
+    {
+        if let State::Held {
+            pending_returned, ..
+        } = &mut meta.state
+        {
             *pending_returned = true;
         }
     }
@@ -370,7 +445,10 @@ pub(crate) fn mark_pending(irp: *mut IRP) {
 /// `irp` must be held by the provider.
 pub(crate) unsafe fn disarm(irp: *mut IRP) {
     // SAFETY: the IRP is held; `CancelRoutine` is accessed atomically while it is.
-    unsafe { AtomicPtr::from_ptr(addr_of_mut!((*irp).CancelRoutine)).store(std::ptr::null_mut(), Ordering::SeqCst) };
+    unsafe {
+        AtomicPtr::from_ptr(addr_of_mut!((*irp).CancelRoutine))
+            .store(std::ptr::null_mut(), Ordering::SeqCst)
+    };
 }
 
 /// Completes a held IRP: `IoStatus = (status, information)`, then IoCompleteRequest's walk up the stack.
@@ -384,12 +462,21 @@ pub(crate) unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usiz
         let Some(table) = guard.as_mut() else { return };
         let Some(meta) = table.irps.get_mut(&(irp as usize)) else {
             drop(guard);
-            violation(Rule::Internal, format!("completing IRP {irp:p}, which is not in the table"));
+            violation(
+                Rule::Internal,
+                format!("completing IRP {irp:p}, which is not in the table"),
+            );
             return;
         };
-        let State::Held { pending_returned, .. } = meta.state else {
+        let State::Held {
+            pending_returned, ..
+        } = meta.state
+        else {
             drop(guard);
-            violation(Rule::Internal, format!("completing IRP {irp:p}, which the provider does not hold"));
+            violation(
+                Rule::Internal,
+                format!("completing IRP {irp:p}, which the provider does not hold"),
+            );
             return;
         };
         if meta.orphaned {
@@ -409,7 +496,8 @@ pub(crate) unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usiz
     // SAFETY: the provider held the IRP until now; the client does not touch it until its completion
     // routine runs. All accesses stay inside the IRP's block (take() checked the stack pointer).
     unsafe {
-        AtomicPtr::from_ptr(addr_of_mut!((*irp).CancelRoutine)).store(std::ptr::null_mut(), Ordering::SeqCst);
+        AtomicPtr::from_ptr(addr_of_mut!((*irp).CancelRoutine))
+            .store(std::ptr::null_mut(), Ordering::SeqCst);
         (*irp).IoStatus.Status = status;
         (*irp).IoStatus.Information = information;
         // dispatch_irp: the provider steps into the location the client prepared.
@@ -426,8 +514,11 @@ pub(crate) unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usiz
             let control = (*location).Control;
             (*irp).PendingReturned = control & SL_PENDING_RETURNED;
             (*location).Control = 0;
-            let Some(routine) = (*location).CompletionRoutine else { continue };
-            let cancelled = AtomicU8::from_ptr(addr_of_mut!((*irp).Cancel)).load(Ordering::SeqCst) != 0;
+            let Some(routine) = (*location).CompletionRoutine else {
+                continue;
+            };
+            let cancelled =
+                AtomicU8::from_ptr(addr_of_mut!((*irp).Cancel)).load(Ordering::SeqCst) != 0;
             let invoke = (nt_success(status) && control & SL_INVOKE_ON_SUCCESS != 0)
                 || (!nt_success(status) && control & SL_INVOKE_ON_ERROR != 0)
                 || (cancelled && control & SL_INVOKE_ON_CANCEL != 0);
@@ -473,7 +564,13 @@ pub(crate) fn reset() {
         }
     }
     if !kept.irps.is_empty() {
-        violation(Rule::Internal, format!("{} IRPs still held by the provider at reset", kept.irps.len()));
+        violation(
+            Rule::Internal,
+            format!(
+                "{} IRPs still held by the provider at reset",
+                kept.irps.len()
+            ),
+        );
         *lock(&IRPS) = Some(kept);
     }
 }

@@ -19,7 +19,10 @@ pub const DISPATCH_LEVEL: u8 = 2;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Frame {
     /// A completion routine of an IRP; with the socket and operation it belonged to, if any.
-    Completion { socket: Option<u64>, op: Option<u64> },
+    Completion {
+        socket: Option<u64>,
+        op: Option<u64>,
+    },
     /// An event callback of a socket.
     Callback { socket: u64 },
     /// A cancel routine.

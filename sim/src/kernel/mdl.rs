@@ -3,12 +3,12 @@
 //! The runtime allocates MDL storage itself and fills it with `MmInitializeMdl` (in `wsk-sys`); here
 //! MmBuildMdlForNonPagedPool fills the page array with fake frame numbers (so storage that is too small
 //! shows up under valgrind, as it would corrupt pool on Windows), sets `MappedSystemVa` and flags the MDL as
-//! non-paged. [`resolve`] is how the provider turns a WSK_BUF into byte ranges, refusing (with a violation)
+//! non-paged. `resolve` is how the provider turns a WSK_BUF into byte ranges, refusing (with a violation)
 //! the ranges Windows would bugcheck on.
 
 use wsk_sys::{
-    address_and_size_to_span_pages, mm_size_of_mdl, MDL, MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS, PAGE_SIZE,
-    STATUS_INVALID_PARAMETER, STATUS_UNSUCCESSFUL, WSK_BUF,
+    address_and_size_to_span_pages, mm_size_of_mdl, MDL, MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS,
+    PAGE_SIZE, STATUS_INVALID_PARAMETER, STATUS_UNSUCCESSFUL, WSK_BUF,
 };
 
 use crate::account::{mdl_built, violation, Rule};
@@ -26,7 +26,10 @@ const MAX_CHAIN: usize = 1024;
 #[no_mangle]
 pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: *mut MDL) {
     if mdl.is_null() {
-        violation(Rule::MdlBadSize, "MmBuildMdlForNonPagedPool(NULL)".to_owned());
+        violation(
+            Rule::MdlBadSize,
+            "MmBuildMdlForNonPagedPool(NULL)".to_owned(),
+        );
         return;
     }
     // SAFETY: the caller passes initialised MDL storage; the page array is written only after checking
@@ -48,7 +51,8 @@ pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: *mut MDL) {
         let pages = address_and_size_to_span_pages(va, count);
         let pfns = mdl.add(1).cast::<usize>();
         for page in 0..pages {
-            pfns.add(page).write_unaligned(((*mdl).StartVa as usize / PAGE_SIZE) + page);
+            pfns.add(page)
+                .write_unaligned(((*mdl).StartVa as usize / PAGE_SIZE) + page);
         }
         (*mdl).MappedSystemVa = va as *mut _;
         (*mdl).MdlFlags |= MDL_SOURCE_IS_NONPAGED_POOL;
@@ -90,7 +94,10 @@ pub(crate) unsafe fn resolve(buffer: *const WSK_BUF, call: &str) -> Result<Segme
         return Ok(segments);
     }
     if buf.Mdl.is_null() {
-        violation(Rule::WskBufOverrun, format!("{call}: WSK_BUF with Length {} and no MDL", buf.Length));
+        violation(
+            Rule::WskBufOverrun,
+            format!("{call}: WSK_BUF with Length {} and no MDL", buf.Length),
+        );
         return Err(STATUS_INVALID_PARAMETER);
     }
     let (chained_ok, require_mapped) = config::with(|c| (c.chained_mdls, c.require_mapped_mdls));
@@ -120,7 +127,8 @@ pub(crate) unsafe fn resolve(buffer: *const WSK_BUF, call: &str) -> Result<Segme
             )
         };
         described += count;
-        let is_mapped = flags & (MDL_SOURCE_IS_NONPAGED_POOL | MDL_MAPPED_TO_SYSTEM_VA) != 0 && !mapped.is_null();
+        let is_mapped = flags & (MDL_SOURCE_IS_NONPAGED_POOL | MDL_MAPPED_TO_SYSTEM_VA) != 0
+            && !mapped.is_null();
         if require_mapped && !is_mapped {
             violation(
                 Rule::MdlNotMapped,
@@ -128,15 +136,25 @@ pub(crate) unsafe fn resolve(buffer: *const WSK_BUF, call: &str) -> Result<Segme
             );
         }
         if size < mm_size_of_mdl(start + byte_offset, count) {
-            violation(Rule::MdlBadSize, format!("{call}: MDL {mdl:p} has Size {size}, too small for its range"));
+            violation(
+                Rule::MdlBadSize,
+                format!("{call}: MDL {mdl:p} has Size {size}, too small for its range"),
+            );
         }
-        let base = if is_mapped { mapped as usize } else { start + byte_offset };
+        let base = if is_mapped {
+            mapped as usize
+        } else {
+            start + byte_offset
+        };
         if first && offset > count {
             break;
         }
         let take = (count - offset).min(remaining);
         if take > 0 {
-            segments.parts.push(Segment { ptr: (base + offset) as *mut u8, len: take });
+            segments.parts.push(Segment {
+                ptr: (base + offset) as *mut u8,
+                len: take,
+            });
             segments.total += take;
         }
         remaining -= take;

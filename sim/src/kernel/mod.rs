@@ -8,12 +8,14 @@
 //! | [`mdl`] | MmBuildMdlForNonPagedPool (and WSK_BUF validation, internally) |
 //! | [`event`] | KeInitializeEvent, KeSetEvent, KeClearEvent, KeWaitForSingleObject |
 //! | [`thread`] | PsCreateSystemThread, ZwWaitForSingleObject, ZwClose |
-//! | [`time`] | MmGetSystemRoutineAddress (KeQueryInterruptTime, KeQueryInterruptTimePrecise) |
+//! | [`time`] | MmGetSystemRoutineAddress (KeQueryInterruptTime, KeQueryInterruptTimePrecise, KeQueryPerformanceCounter) |
+//! | [`bugcheck`] | KeBugCheckEx |
 //! | `csrc/dbgprint.c` | DbgPrint (see [`crate::log`]) |
 //!
 //! [`irql`] keeps the IRQL each thread runs at, which turns blocking waits inside completion routines into
 //! violations instead of deadlocks that only show on Windows.
 
+pub mod bugcheck;
 pub mod event;
 pub mod irp;
 pub mod irql;

@@ -6,7 +6,7 @@
 //! pool on x64 and are not zeroed, so reading uninitialised pool shows up under valgrind.
 
 use std::alloc::{alloc, dealloc, Layout};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::sync::Mutex;
 
@@ -43,7 +43,7 @@ struct Block {
 
 #[derive(Default)]
 struct Pool {
-    live: HashMap<usize, Block>,
+    live: BTreeMap<usize, Block>,
     tags: BTreeMap<u32, TagStats>,
     totals: Totals,
 }
@@ -53,21 +53,32 @@ static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 /// Renders a pool tag the way debuggers do: its four bytes as characters, lowest first (`'kswW'` is "Wwsk").
 #[must_use]
 pub fn tag_name(tag: u32) -> String {
-    tag.to_le_bytes().iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect()
+    tag.to_le_bytes()
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+        .collect()
 }
 
 /// Live and total figures per tag since the reset.
 #[must_use]
 pub fn by_tag() -> BTreeMap<u32, TagStats> {
-    lock(&POOL).as_ref().map(|p| p.tags.clone()).unwrap_or_default()
+    lock(&POOL)
+        .as_ref()
+        .map(|p| p.tags.clone())
+        .unwrap_or_default()
 }
 
 /// Whether `[addr, addr + len)` lies inside one live pool allocation.
 #[must_use]
 pub fn contains(addr: usize, len: usize) -> bool {
     let guard = lock(&POOL);
-    let Some(pool) = guard.as_ref() else { return false };
-    pool.live.iter().any(|(&start, block)| addr >= start && addr.saturating_add(len) <= start + block.layout.size())
+    let Some(pool) = guard.as_ref() else {
+        return false;
+    };
+    pool.live
+        .range(..=addr)
+        .next_back()
+        .is_some_and(|(&start, block)| addr.saturating_add(len) <= start + block.layout.size())
 }
 
 pub(crate) fn totals() -> Totals {
@@ -84,9 +95,16 @@ fn is_paged(pool_type: i32) -> bool {
 /// # Safety
 /// Always safe to call; unsafe only because it is an FFI entry point.
 #[no_mangle]
-pub unsafe extern "system" fn ExAllocatePoolWithTag(pool_type: i32, number_of_bytes: usize, tag: u32) -> *mut c_void {
+pub unsafe extern "system" fn ExAllocatePoolWithTag(
+    pool_type: i32,
+    number_of_bytes: usize,
+    tag: u32,
+) -> *mut c_void {
     if is_paged(pool_type) && irql::current() != irql::PASSIVE_LEVEL {
-        violation(Rule::PoolAtDispatch, format!("paged pool (type {pool_type}) requested at DISPATCH_LEVEL"));
+        violation(
+            Rule::PoolAtDispatch,
+            format!("paged pool (type {pool_type}) requested at DISPATCH_LEVEL"),
+        );
     }
     let failed = faults::visit("ExAllocatePoolWithTag", Kind::Allocation).is_some();
     let mut guard = lock(&POOL);
@@ -110,7 +128,14 @@ pub unsafe extern "system" fn ExAllocatePoolWithTag(pool_type: i32, number_of_by
     stats.live_bytes += number_of_bytes as u64;
     pool.totals.live_allocations += 1;
     pool.totals.live_bytes += number_of_bytes as u64;
-    pool.live.insert(block as usize, Block { tag, bytes: number_of_bytes as u64, layout });
+    pool.live.insert(
+        block as usize,
+        Block {
+            tag,
+            bytes: number_of_bytes as u64,
+            layout,
+        },
+    );
     block.cast()
 }
 
@@ -127,7 +152,10 @@ pub unsafe extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
         drop(guard);
         violation(
             Rule::PoolBadFree,
-            format!("ExFreePoolWithTag({p:p}, '{}'): not a live pool allocation (double free?)", tag_name(tag)),
+            format!(
+                "ExFreePoolWithTag({p:p}, '{}'): not a live pool allocation (double free?)",
+                tag_name(tag)
+            ),
         );
         return;
     };

@@ -5,15 +5,15 @@
 //! thread that still runs detaches it (as on Windows, the thread goes on); it is joined when it ends or at
 //! the next reset.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use wsk_sys::{
-    KStartRoutine, HANDLE, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER,
-    STATUS_SUCCESS, STATUS_TIMEOUT,
+    KStartRoutine, HANDLE, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_HANDLE,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, STATUS_TIMEOUT,
 };
 
 use crate::account::{violation, Rule};
@@ -29,7 +29,9 @@ struct SimThread {
 
 /// Thread handles: handle value -> thread. The handle value is the address of a boxed token owned by the
 /// entry, so handle values are unique while open.
-static HANDLES: Mutex<Option<HashMap<usize, (Box<u64>, Arc<SimThread>)>>> = Mutex::new(None);
+static HANDLES: Mutex<Option<BTreeMap<usize, Handle>>> = Mutex::new(None);
+/// An open handle: the token whose address is the handle value, and the thread.
+type Handle = (Box<u64>, Arc<SimThread>);
 /// Threads whose handle was closed while they ran; joined at reset.
 static DETACHED: Mutex<Vec<Arc<SimThread>>> = Mutex::new(Vec::new());
 static RUNNING: AtomicU64 = AtomicU64::new(0);
@@ -72,22 +74,29 @@ pub unsafe extern "system" fn PsCreateSystemThread(
     if thread_handle.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
-    match faults::visit("PsCreateSystemThread", Kind::Call) {
-        Some(Fault::Fail(status) | Fault::FailWithoutCompleting(status)) => return status,
-        _ => {}
+    if let Some(Fault::Fail(status) | Fault::FailWithoutCompleting(status)) =
+        faults::visit("PsCreateSystemThread", Kind::Call)
+    {
+        return status;
     }
-    let thread = Arc::new(SimThread { done: Mutex::new(false), ended: Condvar::new(), join: Mutex::new(None) });
+    let thread = Arc::new(SimThread {
+        done: Mutex::new(false),
+        ended: Condvar::new(),
+        join: Mutex::new(None),
+    });
     let inner = Arc::clone(&thread);
     let context = StartContext(start_context);
     RUNNING.fetch_add(1, Ordering::SeqCst);
-    let spawned = std::thread::Builder::new().name("wsk-sim-system".to_owned()).spawn(move || {
-        let context = context;
-        // SAFETY: the client's start routine and context, as PsCreateSystemThread promises to run them.
-        unsafe { start_routine(context.0) };
-        RUNNING.fetch_sub(1, Ordering::SeqCst);
-        *lock(&inner.done) = true;
-        inner.ended.notify_all();
-    });
+    let spawned = std::thread::Builder::new()
+        .name("wsk-sim-system".to_owned())
+        .spawn(move || {
+            let context = context;
+            // SAFETY: the client's start routine and context, as PsCreateSystemThread promises to run them.
+            unsafe { start_routine(context.0) };
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+            *lock(&inner.done) = true;
+            inner.ended.notify_all();
+        });
     let Ok(join) = spawned else {
         RUNNING.fetch_sub(1, Ordering::SeqCst);
         return STATUS_INSUFFICIENT_RESOURCES;
@@ -95,14 +104,19 @@ pub unsafe extern "system" fn PsCreateSystemThread(
     *lock(&thread.join) = Some(join);
     let token = Box::new(0_u64);
     let handle = &*token as *const u64 as usize;
-    lock(&HANDLES).get_or_insert_with(HashMap::new).insert(handle, (token, thread));
+    lock(&HANDLES)
+        .get_or_insert_with(BTreeMap::new)
+        .insert(handle, (token, thread));
     // SAFETY: checked non-null; the caller passes a writable HANDLE.
     unsafe { thread_handle.write(handle as HANDLE) };
     STATUS_SUCCESS
 }
 
 fn find(handle: HANDLE) -> Option<Arc<SimThread>> {
-    lock(&HANDLES).as_ref().and_then(|h| h.get(&(handle as usize))).map(|(_, t)| Arc::clone(t))
+    lock(&HANDLES)
+        .as_ref()
+        .and_then(|h| h.get(&(handle as usize)))
+        .map(|(_, t)| Arc::clone(t))
 }
 
 /// `ZwWaitForSingleObject` on a thread handle: STATUS_SUCCESS once the thread has ended, STATUS_TIMEOUT if
@@ -111,10 +125,17 @@ fn find(handle: HANDLE) -> Option<Arc<SimThread>> {
 /// # Safety
 /// `timeout` must be NULL or readable.
 #[no_mangle]
-pub unsafe extern "system" fn ZwWaitForSingleObject(handle: HANDLE, _alertable: u8, timeout: *mut i64) -> NTSTATUS {
+pub unsafe extern "system" fn ZwWaitForSingleObject(
+    handle: HANDLE,
+    _alertable: u8,
+    timeout: *mut i64,
+) -> NTSTATUS {
     irql::require_passive("ZwWaitForSingleObject");
     let Some(thread) = find(handle) else {
-        violation(Rule::HandleUnknown, format!("ZwWaitForSingleObject({handle:p}): not an open thread handle"));
+        violation(
+            Rule::HandleUnknown,
+            format!("ZwWaitForSingleObject({handle:p}): not an open thread handle"),
+        );
         return STATUS_INVALID_HANDLE;
     };
     // SAFETY: the caller passes NULL or a readable timeout.
@@ -137,8 +158,14 @@ pub unsafe extern "system" fn ZwWaitForSingleObject(handle: HANDLE, _alertable: 
 #[no_mangle]
 pub unsafe extern "system" fn ZwClose(handle: HANDLE) -> NTSTATUS {
     irql::require_passive("ZwClose");
-    let Some((_token, thread)) = lock(&HANDLES).as_mut().and_then(|h| h.remove(&(handle as usize))) else {
-        violation(Rule::HandleUnknown, format!("ZwClose({handle:p}): not an open handle (closed twice?)"));
+    let Some((_token, thread)) = lock(&HANDLES)
+        .as_mut()
+        .and_then(|h| h.remove(&(handle as usize)))
+    else {
+        violation(
+            Rule::HandleUnknown,
+            format!("ZwClose({handle:p}): not an open handle (closed twice?)"),
+        );
         return STATUS_INVALID_HANDLE;
     };
     if *lock(&thread.done) {

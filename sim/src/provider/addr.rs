@@ -7,9 +7,10 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use wsk_sys::{
-    NTSTATUS, SOCKADDR, SOCKADDR_IN, SOCKADDR_IN6, AF_INET, AF_INET6, STATUS_ADDRESS_ALREADY_ASSOCIATED,
-    STATUS_BUFFER_OVERFLOW, STATUS_CONNECTION_ABORTED, STATUS_CONNECTION_DISCONNECTED, STATUS_CONNECTION_REFUSED,
-    STATUS_CONNECTION_RESET, STATUS_HOST_UNREACHABLE, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_ADDRESS,
+    AF_INET, AF_INET6, NTSTATUS, SOCKADDR, SOCKADDR_IN, SOCKADDR_IN6,
+    STATUS_ADDRESS_ALREADY_ASSOCIATED, STATUS_BUFFER_OVERFLOW, STATUS_CONNECTION_ABORTED,
+    STATUS_CONNECTION_DISCONNECTED, STATUS_CONNECTION_REFUSED, STATUS_CONNECTION_RESET,
+    STATUS_HOST_UNREACHABLE, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_ADDRESS,
     STATUS_INVALID_PARAMETER, STATUS_IO_TIMEOUT, STATUS_NETWORK_UNREACHABLE, STATUS_NOT_SUPPORTED,
     STATUS_UNSUCCESSFUL,
 };
@@ -44,14 +45,6 @@ impl Family {
         }
     }
 
-    /// Size of this family's SOCKADDR.
-    pub(crate) fn len(self) -> usize {
-        match self {
-            Self::V4 => size_of::<SOCKADDR_IN>(),
-            Self::V6 => size_of::<SOCKADDR_IN6>(),
-        }
-    }
-
     pub(crate) fn domain(self) -> socket2::Domain {
         match self {
             Self::V4 => socket2::Domain::IPV4,
@@ -67,7 +60,11 @@ impl Family {
 ///
 /// # Safety
 /// `ptr` must be NULL or point to at least `family.len()` readable bytes.
-pub(crate) unsafe fn read(ptr: *const SOCKADDR, family: Family, call: &str) -> Result<SocketAddr, NTSTATUS> {
+pub(crate) unsafe fn read(
+    ptr: *const SOCKADDR,
+    family: Family,
+    call: &str,
+) -> Result<SocketAddr, NTSTATUS> {
     if ptr.is_null() {
         violation(Rule::BadAddress, format!("{call}: NULL SOCKADDR"));
         return Err(STATUS_INVALID_PARAMETER);
@@ -77,7 +74,10 @@ pub(crate) unsafe fn read(ptr: *const SOCKADDR, family: Family, call: &str) -> R
     if af != family.windows() {
         violation(
             Rule::BadAddress,
-            format!("{call}: SOCKADDR of family {af} on an AF {} socket (use the exact SOCKADDR type)", family.windows()),
+            format!(
+                "{call}: SOCKADDR of family {af} on an AF {} socket (use the exact SOCKADDR type)",
+                family.windows()
+            ),
         );
         return Err(STATUS_INVALID_PARAMETER);
     }
@@ -85,7 +85,10 @@ pub(crate) unsafe fn read(ptr: *const SOCKADDR, family: Family, call: &str) -> R
         Family::V4 => {
             // SAFETY: AF_INET: the caller vouches for 16 readable bytes.
             let a = unsafe { ptr.cast::<SOCKADDR_IN>().read_unaligned() };
-            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(a.sin_addr), u16::from_be_bytes(a.sin_port)))
+            SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(a.sin_addr),
+                u16::from_be_bytes(a.sin_port),
+            ))
         }
         Family::V6 => {
             // SAFETY: AF_INET6: the caller vouches for 28 readable bytes.
@@ -104,7 +107,12 @@ pub(crate) unsafe fn read(ptr: *const SOCKADDR, family: Family, call: &str) -> R
 pub(crate) fn encode(addr: &SocketAddr) -> Vec<u8> {
     match addr {
         SocketAddr::V4(a) => {
-            let s = SOCKADDR_IN { sin_family: AF_INET, sin_port: a.port().to_be_bytes(), sin_addr: a.ip().octets(), sin_zero: [0; 8] };
+            let s = SOCKADDR_IN {
+                sin_family: AF_INET,
+                sin_port: a.port().to_be_bytes(),
+                sin_addr: a.ip().octets(),
+                sin_zero: [0; 8],
+            };
             let mut out = Vec::with_capacity(16);
             out.extend_from_slice(&s.sin_family.to_ne_bytes());
             out.extend_from_slice(&s.sin_port);
@@ -151,10 +159,44 @@ pub(crate) fn status_of(err: &io::Error) -> NTSTATUS {
         Some(libc::EHOSTUNREACH) => STATUS_HOST_UNREACHABLE,
         Some(libc::EADDRNOTAVAIL) => STATUS_INVALID_ADDRESS,
         Some(libc::EACCES | libc::EPERM) => STATUS_ACCESS_DENIED,
-        Some(libc::EINVAL | libc::EFAULT | libc::EISCONN | libc::EALREADY) => STATUS_INVALID_PARAMETER,
-        Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::EOPNOTSUPP | libc::EPROTOTYPE) => STATUS_NOT_SUPPORTED,
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => STATUS_INSUFFICIENT_RESOURCES,
+        Some(libc::EINVAL | libc::EFAULT | libc::EISCONN | libc::EALREADY) => {
+            STATUS_INVALID_PARAMETER
+        }
+        Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::EOPNOTSUPP | libc::EPROTOTYPE) => {
+            STATUS_NOT_SUPPORTED
+        }
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+            STATUS_INSUFFICIENT_RESOURCES
+        }
         Some(libc::EMSGSIZE) => STATUS_BUFFER_OVERFLOW,
         _ => STATUS_UNSUCCESSFUL,
+    }
+}
+
+/// Reads a host socket address returned by recvmsg(2).
+pub(crate) fn from_storage(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which fits in sockaddr_storage.
+            let a =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6, which fits in sockaddr_storage.
+            let a = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                u32::from_be(a.sin6_flowinfo),
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
     }
 }

@@ -2,18 +2,22 @@
 
 use std::ffi::c_void;
 use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use wsk_sys::{
-    NTSTATUS, IRP, SOCKADDR, STATUS_INVALID_DEVICE_STATE, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+    IRP, NTSTATUS, SOCKADDR, STATUS_INVALID_DEVICE_STATE, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
     WSK_CLIENT_CONNECTION_DISPATCH, WSK_INSPECT_ID, WSK_SOCKET,
 };
 
-use super::addr;
 use super::request::{self, Attempt, IoTask, Outcome, Raw};
 use super::socket::{self, Kind, Socket};
+use super::{addr, events};
 use crate::account::{violation, Rule};
 use crate::config;
+
+/// An accepted connection: its WSK socket, local and remote address.
+pub(super) type Accepted = (Arc<Socket>, SocketAddr, SocketAddr);
 
 /// Accepts one connection from a listening host socket and wraps it as a WSK socket (connection for a
 /// listen socket, stream for a stream socket). Returns None when no connection is waiting.
@@ -21,7 +25,7 @@ pub(super) fn accept_one(
     listener: &Socket,
     context: usize,
     dispatch: usize,
-) -> Option<Result<(Arc<Socket>, std::net::SocketAddr, std::net::SocketAddr), NTSTATUS>> {
+) -> Option<Result<Accepted, NTSTATUS>> {
     loop {
         let accepted = listener.with_os(socket2::Socket::accept)?;
         return match accepted {
@@ -30,9 +34,22 @@ pub(super) fn accept_one(
                     return Some(Err(addr::status_of(&err)));
                 }
                 let local = os.local_addr().ok().and_then(|a| a.as_socket());
-                let (Some(local), Some(remote)) = (local, peer.as_socket()) else { continue };
-                let kind = if listener.kind == Kind::Stream { Kind::Stream } else { Kind::Connection };
-                let socket = socket::create(kind, listener.family, listener.client, context, dispatch, os);
+                let (Some(local), Some(remote)) = (local, peer.as_socket()) else {
+                    continue;
+                };
+                let kind = if listener.kind == Kind::Stream {
+                    Kind::Stream
+                } else {
+                    Kind::Connection
+                };
+                let socket = socket::create(
+                    kind,
+                    listener.family,
+                    listener.client,
+                    context,
+                    dispatch,
+                    os,
+                );
                 {
                     let mut state = socket.lock();
                     state.bound = true;
@@ -74,6 +91,8 @@ impl IoTask for AcceptTask {
                     addr::write(self.local.0, &local, limit);
                     addr::write(self.remote.0, &remote, limit);
                 }
+                let inherited = self.listener.lock().events & events::INHERITED;
+                events::became_ready(&socket, inherited);
                 Attempt::Done(STATUS_SUCCESS, socket.handle)
             }
         }
@@ -81,6 +100,7 @@ impl IoTask for AcceptTask {
 
     fn finished(&mut self) {
         self.listener.lock().accepting = false;
+        events::nudge(&self.listener);
     }
 }
 
@@ -98,21 +118,30 @@ pub(super) unsafe extern "system" fn wsk_accept(
     // SAFETY: pointers from the client; the framework validates IRP and socket; the address buffers are
     // written at completion, while the client keeps them valid.
     unsafe {
-        request::on_socket("WskAccept", handle, irp, false, |socket, _| {
+        request::on_socket("WskAccept", handle, irp, false, |socket| {
             if flags != 0 {
-                violation(Rule::ReservedFlags, format!("WskAccept: Flags is reserved and must be 0, got {flags:#x}"));
+                violation(
+                    Rule::ReservedFlags,
+                    format!("WskAccept: Flags is reserved and must be 0, got {flags:#x}"),
+                );
             }
             let mut state = socket.lock();
             if !state.listening {
                 drop(state);
-                violation(Rule::WrongSocketState, format!("WskAccept on socket #{}, which is not listening", socket.id));
+                violation(
+                    Rule::WrongSocketState,
+                    format!("WskAccept on socket #{}, which is not listening", socket.id),
+                );
                 return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
             }
             if state.accepting {
                 drop(state);
                 violation(
                     Rule::ParallelAccept,
-                    format!("a second WskAccept on listener #{} while one is pending (hangs Windows)", socket.id),
+                    format!(
+                        "a second WskAccept on listener #{} while one is pending (hangs Windows)",
+                        socket.id
+                    ),
                 );
                 return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
             }
@@ -137,5 +166,9 @@ pub(super) unsafe extern "system" fn wsk_inspect_complete(
     irp: *mut IRP,
 ) -> NTSTATUS {
     // SAFETY: pointers from the client; the framework validates them.
-    unsafe { request::on_socket("WskInspectComplete", handle, irp, false, |_, _| Outcome::Done(STATUS_NOT_SUPPORTED, 0)) }
+    unsafe {
+        request::on_socket("WskInspectComplete", handle, irp, false, |_| {
+            Outcome::Done(STATUS_NOT_SUPPORTED, 0)
+        })
+    }
 }

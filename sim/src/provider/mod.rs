@@ -32,10 +32,11 @@ use std::ffi::c_void;
 use std::time::Duration;
 
 use wsk_sys::{
-    IPPROTO_TCP, IPPROTO_UDP, IRP, NTSTATUS, SOCKADDR, SOCK_DGRAM, SOCK_STREAM, STATUS_INVALID_DEVICE_STATE,
-    STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, WSK_CLIENT,
-    WSK_PROVIDER_BASIC_DISPATCH, WSK_PROVIDER_CONNECTION_DISPATCH, WSK_PROVIDER_DATAGRAM_DISPATCH,
-    WSK_PROVIDER_DISPATCH, WSK_PROVIDER_LISTEN_DISPATCH, WSK_PROVIDER_STREAM_DISPATCH, WSK_SOCKET, WSK_VERSION_1_0,
+    IPPROTO_TCP, IPPROTO_UDP, IRP, NTSTATUS, SOCKADDR, SOCK_DGRAM, SOCK_STREAM,
+    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED,
+    STATUS_NOT_SUPPORTED, STATUS_SUCCESS, WSK_CLIENT, WSK_PROVIDER_BASIC_DISPATCH,
+    WSK_PROVIDER_CONNECTION_DISPATCH, WSK_PROVIDER_DATAGRAM_DISPATCH, WSK_PROVIDER_DISPATCH,
+    WSK_PROVIDER_LISTEN_DISPATCH, WSK_PROVIDER_STREAM_DISPATCH, WSK_SOCKET, WSK_VERSION_1_0,
 };
 
 use crate::account::{violation, Rule};
@@ -101,34 +102,46 @@ static PROVIDER: WSK_PROVIDER_DISPATCH = WSK_PROVIDER_DISPATCH {
     WskGetNameInfo: wsk_get_name_info,
 };
 
-static BASIC: WSK_PROVIDER_BASIC_DISPATCH =
-    WSK_PROVIDER_BASIC_DISPATCH { WskControlSocket: control::wsk_control_socket, WskCloseSocket: wsk_close_socket };
+static BASIC: WSK_PROVIDER_BASIC_DISPATCH = WSK_PROVIDER_BASIC_DISPATCH {
+    WskControlSocket: control::wsk_control_socket,
+    WskCloseSocket: wsk_close_socket,
+};
 
 static LISTEN: WSK_PROVIDER_LISTEN_DISPATCH = WSK_PROVIDER_LISTEN_DISPATCH {
-    Basic: WSK_PROVIDER_BASIC_DISPATCH { WskControlSocket: control::wsk_control_socket, WskCloseSocket: wsk_close_socket },
+    Basic: WSK_PROVIDER_BASIC_DISPATCH {
+        WskControlSocket: control::wsk_control_socket,
+        WskCloseSocket: wsk_close_socket,
+    },
     WskBind: wsk_bind,
     WskAccept: listen::wsk_accept,
     WskInspectComplete: listen::wsk_inspect_complete,
     WskGetLocalAddress: wsk_get_local_address,
 };
 
-static CONNECTION: Table<WSK_PROVIDER_CONNECTION_DISPATCH> = Table(WSK_PROVIDER_CONNECTION_DISPATCH {
-    Basic: WSK_PROVIDER_BASIC_DISPATCH { WskControlSocket: control::wsk_control_socket, WskCloseSocket: wsk_close_socket },
-    WskBind: wsk_bind,
-    WskConnect: connection::wsk_connect,
-    WskGetLocalAddress: wsk_get_local_address,
-    WskGetRemoteAddress: wsk_get_remote_address,
-    WskSend: connection::wsk_send,
-    WskReceive: connection::wsk_receive,
-    WskDisconnect: connection::wsk_disconnect,
-    WskRelease: events::wsk_release,
-    WskConnectEx: connection::wsk_connect_ex,
-    WskSendEx: std::ptr::null(),
-    WskReceiveEx: std::ptr::null(),
-});
+static CONNECTION: Table<WSK_PROVIDER_CONNECTION_DISPATCH> =
+    Table(WSK_PROVIDER_CONNECTION_DISPATCH {
+        Basic: WSK_PROVIDER_BASIC_DISPATCH {
+            WskControlSocket: control::wsk_control_socket,
+            WskCloseSocket: wsk_close_socket,
+        },
+        WskBind: wsk_bind,
+        WskConnect: connection::wsk_connect,
+        WskGetLocalAddress: wsk_get_local_address,
+        WskGetRemoteAddress: wsk_get_remote_address,
+        WskSend: connection::wsk_send,
+        WskReceive: connection::wsk_receive,
+        WskDisconnect: connection::wsk_disconnect,
+        WskRelease: events::wsk_release,
+        WskConnectEx: connection::wsk_connect_ex,
+        WskSendEx: std::ptr::null(),
+        WskReceiveEx: std::ptr::null(),
+    });
 
 static DATAGRAM: WSK_PROVIDER_DATAGRAM_DISPATCH = WSK_PROVIDER_DATAGRAM_DISPATCH {
-    Basic: WSK_PROVIDER_BASIC_DISPATCH { WskControlSocket: control::wsk_control_socket, WskCloseSocket: wsk_close_socket },
+    Basic: WSK_PROVIDER_BASIC_DISPATCH {
+        WskControlSocket: control::wsk_control_socket,
+        WskCloseSocket: wsk_close_socket,
+    },
     WskBind: wsk_bind,
     WskSendTo: datagram::wsk_send_to,
     WskReceiveFrom: datagram::wsk_receive_from,
@@ -138,7 +151,10 @@ static DATAGRAM: WSK_PROVIDER_DATAGRAM_DISPATCH = WSK_PROVIDER_DATAGRAM_DISPATCH
 };
 
 static STREAM: Table<WSK_PROVIDER_STREAM_DISPATCH> = Table(WSK_PROVIDER_STREAM_DISPATCH {
-    Basic: WSK_PROVIDER_BASIC_DISPATCH { WskControlSocket: control::wsk_control_socket, WskCloseSocket: wsk_close_socket },
+    Basic: WSK_PROVIDER_BASIC_DISPATCH {
+        WskControlSocket: control::wsk_control_socket,
+        WskCloseSocket: wsk_close_socket,
+    },
     WskBind: wsk_bind,
     WskAccept: listen::wsk_accept,
     WskConnect: connection::wsk_connect,
@@ -206,12 +222,15 @@ unsafe extern "system" fn wsk_socket(
 ) -> NTSTATUS {
     // SAFETY: `irp` comes from the client; the framework validates it.
     unsafe {
-        request::on_client("WskSocket", irp, |_| {
+        request::on_client("WskSocket", irp, false, || {
             if let Err(status) = registration::check_client(client, "WskSocket") {
                 return Outcome::Done(status, 0);
             }
             let Some(kind) = Kind::from_flags(flags) else {
-                violation(Rule::ReservedFlags, format!("WskSocket: flags {flags:#x} name no socket category"));
+                violation(
+                    Rule::ReservedFlags,
+                    format!("WskSocket: flags {flags:#x} name no socket category"),
+                );
                 return Outcome::Done(STATUS_INVALID_PARAMETER, 0);
             };
             if !config::with(|c| c.supports_kind(flags)) {
@@ -224,7 +243,11 @@ unsafe extern "system" fn wsk_socket(
                 (SOCK_STREAM, IPPROTO_TCP) if kind != Kind::Datagram => false,
                 (SOCK_DGRAM, IPPROTO_UDP) if kind == Kind::Datagram || kind == Kind::Basic => true,
                 _ => {
-                    let hint = if protocol == 0 { " (protocol 0 is not mapped: pass IPPROTO_TCP or IPPROTO_UDP)" } else { "" };
+                    let hint = if protocol == 0 {
+                        " (protocol 0 is not mapped: pass IPPROTO_TCP or IPPROTO_UDP)"
+                    } else {
+                        ""
+                    };
                     violation(
                         Rule::BadSocketParameters,
                         format!("WskSocket: {kind:?} socket with type {socket_type} and protocol {protocol}{hint}"),
@@ -234,8 +257,14 @@ unsafe extern "system" fn wsk_socket(
             };
             match host_socket(kind, family, datagram) {
                 Ok(os) => {
-                    let socket =
-                        socket::create(kind, family, client as usize, socket_context as usize, dispatch as usize, os);
+                    let socket = socket::create(
+                        kind,
+                        family,
+                        client as usize,
+                        socket_context as usize,
+                        dispatch as usize,
+                        os,
+                    );
                     Outcome::Done(STATUS_SUCCESS, socket.handle)
                 }
                 Err(err) => Outcome::Done(addr::status_of(&err), 0),
@@ -253,12 +282,18 @@ unsafe extern "system" fn wsk_bind(
 ) -> NTSTATUS {
     // SAFETY: pointers from the client; the framework validates the IRP and socket, `addr::read` the address.
     unsafe {
-        request::on_socket("WskBind", handle, irp, false, |socket, _| {
+        request::on_socket("WskBind", handle, irp, false, |socket| {
             if flags != 0 {
-                violation(Rule::ReservedFlags, format!("WskBind: Flags is reserved and must be 0, got {flags:#x}"));
+                violation(
+                    Rule::ReservedFlags,
+                    format!("WskBind: Flags is reserved and must be 0, got {flags:#x}"),
+                );
             }
             if socket.lock().bound {
-                violation(Rule::WrongSocketState, format!("WskBind on socket #{}, which is already bound", socket.id));
+                violation(
+                    Rule::WrongSocketState,
+                    format!("WskBind on socket #{}, which is already bound", socket.id),
+                );
                 return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
             }
             let address = match addr::read(local_address, socket.family, "WskBind") {
@@ -282,9 +317,7 @@ unsafe extern "system" fn wsk_bind(
                     state.bound = true;
                     state.listening = listen;
                     drop(state);
-                    if listen {
-                        events::listener_ready(socket);
-                    }
+                    events::became_ready(socket, 0);
                     Outcome::Done(STATUS_SUCCESS, 0)
                 }
                 Some(Err(err)) => Outcome::Done(addr::status_of(&err), 0),
@@ -300,10 +333,12 @@ unsafe extern "system" fn wsk_bind(
 unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: pointers from the client; the framework validates them.
     unsafe {
-        request::on_socket("WskCloseSocket", handle, irp, false, |socket, _| {
+        request::on_socket("WskCloseSocket", handle, irp, false, |socket| {
             let id = socket.id;
             if config::with(|c| c.flag_close_from_completion)
-                && irql::inside(|f| matches!(f, Frame::Completion { socket: Some(s), .. } if *s == id))
+                && irql::inside(
+                    |f| matches!(f, Frame::Completion { socket: Some(s), .. } if *s == id),
+                )
             {
                 violation(
                     Rule::CloseFromCompletion,
@@ -311,7 +346,10 @@ unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IR
                 );
             }
             if irql::inside(|f| matches!(f, Frame::Callback { socket } if *socket == id)) {
-                violation(Rule::CloseFromCallback, format!("WskCloseSocket on socket #{id} from its own event callback"));
+                violation(
+                    Rule::CloseFromCallback,
+                    format!("WskCloseSocket on socket #{id} from its own event callback"),
+                );
             }
             if socket.calls_in_progress() > 1 {
                 violation(
@@ -326,7 +364,10 @@ unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IR
             events::drop_held(socket);
             let abortive = {
                 let state = socket.lock();
-                socket.kind.is_tcp() && state.connected && !state.disconnected && config::with(|c| c.abortive_close)
+                socket.kind.is_tcp()
+                    && state.connected
+                    && !state.disconnected
+                    && config::with(|c| c.abortive_close)
             };
             if let Some(os) = socket.take_os() {
                 if abortive {
@@ -341,15 +382,23 @@ unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IR
 }
 
 /// `WskGetLocalAddress`.
-unsafe extern "system" fn wsk_get_local_address(handle: *mut WSK_SOCKET, address: *mut SOCKADDR, irp: *mut IRP) -> NTSTATUS {
+unsafe extern "system" fn wsk_get_local_address(
+    handle: *mut WSK_SOCKET,
+    address: *mut SOCKADDR,
+    irp: *mut IRP,
+) -> NTSTATUS {
     // SAFETY: pointers from the client; the framework validates IRP and socket; `address` is written with
     // the socket family's SOCKADDR size, which the caller must provide.
     unsafe {
-        request::on_socket("WskGetLocalAddress", handle, irp, false, |socket, _| {
+        request::on_socket("WskGetLocalAddress", handle, irp, false, |socket| {
             if !socket.lock().bound {
                 return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
             }
-            match socket.with_os(|os| os.local_addr()).and_then(|r| r.ok()).and_then(|a| a.as_socket()) {
+            match socket
+                .with_os(|os| os.local_addr())
+                .and_then(|r| r.ok())
+                .and_then(|a| a.as_socket())
+            {
                 Some(local) => {
                     addr::write(address, &local, None);
                     Outcome::Done(STATUS_SUCCESS, 0)
@@ -361,14 +410,22 @@ unsafe extern "system" fn wsk_get_local_address(handle: *mut WSK_SOCKET, address
 }
 
 /// `WskGetRemoteAddress`.
-unsafe extern "system" fn wsk_get_remote_address(handle: *mut WSK_SOCKET, address: *mut SOCKADDR, irp: *mut IRP) -> NTSTATUS {
+unsafe extern "system" fn wsk_get_remote_address(
+    handle: *mut WSK_SOCKET,
+    address: *mut SOCKADDR,
+    irp: *mut IRP,
+) -> NTSTATUS {
     // SAFETY: as for wsk_get_local_address.
     unsafe {
-        request::on_socket("WskGetRemoteAddress", handle, irp, false, |socket, _| {
+        request::on_socket("WskGetRemoteAddress", handle, irp, false, |socket| {
             if !socket.lock().connected {
                 return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
             }
-            match socket.with_os(|os| os.peer_addr()).and_then(|r| r.ok()).and_then(|a| a.as_socket()) {
+            match socket
+                .with_os(|os| os.peer_addr())
+                .and_then(|r| r.ok())
+                .and_then(|a| a.as_socket())
+            {
                 Some(remote) => {
                     addr::write(address, &remote, None);
                     Outcome::Done(STATUS_SUCCESS, 0)
@@ -394,11 +451,16 @@ unsafe extern "system" fn wsk_get_address_info(
     irp: *mut IRP,
 ) -> NTSTATUS {
     // SAFETY: `irp` from the client; the framework validates it.
-    unsafe { request::on_client("WskGetAddressInfo", irp, |_| Outcome::Done(STATUS_NOT_SUPPORTED, 0)) }
+    unsafe {
+        request::on_client("WskGetAddressInfo", irp, false, || {
+            Outcome::Done(STATUS_NOT_SUPPORTED, 0)
+        })
+    }
 }
 
 /// `WskFreeAddressInfo`: nothing to free, since WskGetAddressInfo never returns a list.
-unsafe extern "system" fn wsk_free_address_info(_client: *mut WSK_CLIENT, _addr_info: *mut c_void) {}
+unsafe extern "system" fn wsk_free_address_info(_client: *mut WSK_CLIENT, _addr_info: *mut c_void) {
+}
 
 /// `WskGetNameInfo`: not simulated; completes with STATUS_NOT_SUPPORTED.
 #[allow(clippy::too_many_arguments)]
@@ -414,5 +476,9 @@ unsafe extern "system" fn wsk_get_name_info(
     irp: *mut IRP,
 ) -> NTSTATUS {
     // SAFETY: `irp` from the client; the framework validates it.
-    unsafe { request::on_client("WskGetNameInfo", irp, |_| Outcome::Done(STATUS_NOT_SUPPORTED, 0)) }
+    unsafe {
+        request::on_client("WskGetNameInfo", irp, false, || {
+            Outcome::Done(STATUS_NOT_SUPPORTED, 0)
+        })
+    }
 }

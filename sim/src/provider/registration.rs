@@ -4,12 +4,12 @@
 //! client passes to WskSocket) is the address of a boxed token owned by the entry; a deregistered client's
 //! token is kept until reset, so calls through a stale client pointer are recognised.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use wsk_sys::{
-    NTSTATUS, STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_NOINTERFACE, STATUS_SUCCESS, WSK_CLIENT,
-    WSK_CLIENT_NPI, WSK_PROVIDER_NPI, WSK_REGISTRATION,
+    NTSTATUS, STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_NOINTERFACE, STATUS_SUCCESS,
+    WSK_CLIENT, WSK_CLIENT_NPI, WSK_PROVIDER_NPI, WSK_REGISTRATION,
 };
 
 use crate::account::{self, violation, Rule};
@@ -23,6 +23,8 @@ struct Client {
     token: Box<u64>,
     captured: u64,
     deregistered: bool,
+    /// WSK_SET_STATIC_EVENT_CALLBACKS: events enabled on every socket of this client once it is ready.
+    static_events: u32,
 }
 
 impl Client {
@@ -34,7 +36,7 @@ impl Client {
 #[derive(Default)]
 struct Clients {
     /// Registration address -> client.
-    by_registration: HashMap<usize, Client>,
+    by_registration: BTreeMap<usize, Client>,
     /// Clients whose registration address was registered again; kept for stale-pointer detection.
     retired: Vec<Client>,
 }
@@ -44,7 +46,9 @@ static CLIENTS: Mutex<Option<Clients>> = Mutex::new(None);
 /// (registered, NPIs captured).
 pub(crate) fn totals() -> (u64, u64) {
     let guard = lock(&CLIENTS);
-    let Some(clients) = guard.as_ref() else { return (0, 0) };
+    let Some(clients) = guard.as_ref() else {
+        return (0, 0);
+    };
     let live = clients.by_registration.values().filter(|c| !c.deregistered);
     let (mut registered, mut captured) = (0, 0);
     for client in live {
@@ -60,11 +64,18 @@ pub(crate) fn totals() -> (u64, u64) {
 /// STATUS_INVALID_HANDLE for NULL or a pointer that is not a live client (violation).
 pub(crate) fn check_client(client: *mut WSK_CLIENT, call: &str) -> Result<(), NTSTATUS> {
     if client.is_null() {
-        violation(Rule::ClientNotCaptured, format!("{call} with a NULL WSK_CLIENT"));
+        violation(
+            Rule::ClientNotCaptured,
+            format!("{call} with a NULL WSK_CLIENT"),
+        );
         return Err(STATUS_INVALID_HANDLE);
     }
     let guard = lock(&CLIENTS);
-    let found = guard.as_ref().and_then(|c| c.by_registration.values().find(|e| e.pointer() == client as usize));
+    let found = guard.as_ref().and_then(|c| {
+        c.by_registration
+            .values()
+            .find(|e| e.pointer() == client as usize)
+    });
     let problem = match found {
         None => Some("is not a registered client"),
         Some(c) if c.deregistered => Some("was deregistered"),
@@ -74,7 +85,10 @@ pub(crate) fn check_client(client: *mut WSK_CLIENT, call: &str) -> Result<(), NT
     let fatal = found.is_none_or(|c| c.deregistered);
     drop(guard);
     if let Some(problem) = problem {
-        violation(Rule::ClientNotCaptured, format!("{call}: WSK_CLIENT {client:p} {problem}"));
+        violation(
+            Rule::ClientNotCaptured,
+            format!("{call}: WSK_CLIENT {client:p} {problem}"),
+        );
     }
     if fatal {
         Err(STATUS_INVALID_HANDLE)
@@ -88,13 +102,18 @@ pub(crate) fn check_client(client: *mut WSK_CLIENT, call: &str) -> Result<(), NT
 /// # Safety
 /// `client_npi` and `registration` must be NULL or valid for the whole registration.
 #[no_mangle]
-pub unsafe extern "system" fn WskRegister(client_npi: *mut WSK_CLIENT_NPI, registration: *mut WSK_REGISTRATION) -> NTSTATUS {
+pub unsafe extern "system" fn WskRegister(
+    client_npi: *mut WSK_CLIENT_NPI,
+    registration: *mut WSK_REGISTRATION,
+) -> NTSTATUS {
     account::provider_call();
     irql::require_passive("WskRegister");
     if client_npi.is_null() || registration.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
-    if let Some(Fault::Fail(status) | Fault::FailWithoutCompleting(status)) = faults::visit("WskRegister", Kind::Call) {
+    if let Some(Fault::Fail(status) | Fault::FailWithoutCompleting(status)) =
+        faults::visit("WskRegister", Kind::Call)
+    {
         return status;
     }
     // SAFETY: the caller passes a valid WSK_CLIENT_NPI.
@@ -110,12 +129,24 @@ pub unsafe extern "system" fn WskRegister(client_npi: *mut WSK_CLIENT_NPI, regis
     let mut guard = lock(&CLIENTS);
     let clients = guard.get_or_insert_with(Clients::default);
     let key = registration as usize;
-    if clients.by_registration.get(&key).is_some_and(|c| !c.deregistered) {
+    if clients
+        .by_registration
+        .get(&key)
+        .is_some_and(|c| !c.deregistered)
+    {
         drop(guard);
-        violation(Rule::RegisterTwice, format!("WskRegister on registration {registration:p}, which is registered"));
+        violation(
+            Rule::RegisterTwice,
+            format!("WskRegister on registration {registration:p}, which is registered"),
+        );
         return STATUS_INVALID_PARAMETER;
     }
-    let client = Client { token: Box::new(0), captured: 0, deregistered: false };
+    let client = Client {
+        token: Box::new(0),
+        captured: 0,
+        deregistered: false,
+        static_events: 0,
+    };
     let pointer = client.pointer();
     if let Some(old) = clients.by_registration.insert(key, client) {
         clients.retired.push(old);
@@ -146,19 +177,30 @@ pub unsafe extern "system" fn WskCaptureProviderNPI(
         return STATUS_INVALID_PARAMETER;
     }
     let mut guard = lock(&CLIENTS);
-    let Some(client) = guard.as_mut().and_then(|c| c.by_registration.get_mut(&(registration as usize))).filter(|c| !c.deregistered)
+    let Some(client) = guard
+        .as_mut()
+        .and_then(|c| c.by_registration.get_mut(&(registration as usize)))
+        .filter(|c| !c.deregistered)
     else {
         drop(guard);
-        violation(Rule::NotRegistered, format!("WskCaptureProviderNPI on {registration:p}, which is not registered"));
+        violation(
+            Rule::NotRegistered,
+            format!("WskCaptureProviderNPI on {registration:p}, which is not registered"),
+        );
         return STATUS_INVALID_PARAMETER;
     };
     let pointer = client.pointer();
     // The fault point is visited with the table unlocked (the plan may log).
     drop(guard);
-    if let Some(Fault::Fail(status) | Fault::FailWithoutCompleting(status)) = faults::visit("WskCaptureProviderNPI", Kind::Call) {
+    if let Some(Fault::Fail(status) | Fault::FailWithoutCompleting(status)) =
+        faults::visit("WskCaptureProviderNPI", Kind::Call)
+    {
         return status;
     }
-    if let Some(client) = lock(&CLIENTS).as_mut().and_then(|c| c.by_registration.get_mut(&(registration as usize))) {
+    if let Some(client) = lock(&CLIENTS)
+        .as_mut()
+        .and_then(|c| c.by_registration.get_mut(&(registration as usize)))
+    {
         client.captured += 1;
     }
     // SAFETY: checked non-null; the caller passes a writable WSK_PROVIDER_NPI.
@@ -177,17 +219,25 @@ pub unsafe extern "system" fn WskCaptureProviderNPI(
 pub unsafe extern "system" fn WskReleaseProviderNPI(registration: *mut WSK_REGISTRATION) {
     account::provider_call();
     let mut guard = lock(&CLIENTS);
-    let problem = match guard.as_mut().and_then(|c| c.by_registration.get_mut(&(registration as usize))) {
+    let problem = match guard
+        .as_mut()
+        .and_then(|c| c.by_registration.get_mut(&(registration as usize)))
+    {
         Some(client) if !client.deregistered && client.captured > 0 => {
             client.captured -= 1;
             None
         }
-        Some(client) if !client.deregistered => Some((Rule::ReleaseWithoutCapture, "has no captured NPI")),
+        Some(client) if !client.deregistered => {
+            Some((Rule::ReleaseWithoutCapture, "has no captured NPI"))
+        }
         _ => Some((Rule::NotRegistered, "is not registered")),
     };
     drop(guard);
     if let Some((rule, what)) = problem {
-        violation(rule, format!("WskReleaseProviderNPI on {registration:p}, which {what}"));
+        violation(
+            rule,
+            format!("WskReleaseProviderNPI on {registration:p}, which {what}"),
+        );
     }
 }
 
@@ -203,7 +253,11 @@ pub unsafe extern "system" fn WskDeregister(registration: *mut WSK_REGISTRATION)
     let key = registration as usize;
     let pointer = {
         let guard = lock(&CLIENTS);
-        match guard.as_ref().and_then(|c| c.by_registration.get(&key)).filter(|c| !c.deregistered) {
+        match guard
+            .as_ref()
+            .and_then(|c| c.by_registration.get(&key))
+            .filter(|c| !c.deregistered)
+        {
             Some(client) => client.pointer(),
             None => {
                 drop(guard);
@@ -216,8 +270,14 @@ pub unsafe extern "system" fn WskDeregister(registration: *mut WSK_REGISTRATION)
         }
     };
     let busy = || {
-        let captured = lock(&CLIENTS).as_ref().and_then(|c| c.by_registration.get(&key)).map_or(0, |c| c.captured);
-        let sockets = super::socket::open_sockets().iter().filter(|s| s.client == pointer).count();
+        let captured = lock(&CLIENTS)
+            .as_ref()
+            .and_then(|c| c.by_registration.get(&key))
+            .map_or(0, |c| c.captured);
+        let sockets = super::socket::open_sockets()
+            .iter()
+            .filter(|s| s.client == pointer)
+            .count();
         (captured, sockets)
     };
     let wait = config::with(|c| c.deregister_wait);
@@ -231,9 +291,36 @@ pub unsafe extern "system" fn WskDeregister(registration: *mut WSK_REGISTRATION)
             ),
         );
     }
-    if let Some(client) = lock(&CLIENTS).as_mut().and_then(|c| c.by_registration.get_mut(&key)) {
+    if let Some(client) = lock(&CLIENTS)
+        .as_mut()
+        .and_then(|c| c.by_registration.get_mut(&key))
+    {
         client.deregistered = true;
         client.captured = 0;
+    }
+}
+
+/// The static event callbacks of a client (0 if none or unknown).
+pub(crate) fn static_events(client: usize) -> u32 {
+    lock(&CLIENTS)
+        .as_ref()
+        .and_then(|c| c.by_registration.values().find(|e| e.pointer() == client))
+        .map_or(0, |c| c.static_events)
+}
+
+/// Sets the static event callbacks of a client; false if it is not a live client.
+pub(crate) fn set_static_events(client: usize, events: u32) -> bool {
+    let mut guard = lock(&CLIENTS);
+    match guard.as_mut().and_then(|c| {
+        c.by_registration
+            .values_mut()
+            .find(|e| e.pointer() == client && !e.deregistered)
+    }) {
+        Some(c) => {
+            c.static_events = events;
+            true
+        }
+        None => false,
     }
 }
 

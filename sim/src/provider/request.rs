@@ -15,15 +15,16 @@
 //! STATUS_CANCELLED; an op caught `BUSY` is flagged instead and its worker finishes it. Whoever takes `DONE`
 //! is the only one who completes the IRP, so every IRP completes exactly once.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wsk_sys::{
-    nt_success, IRP, NTSTATUS, STATUS_CANCELLED, STATUS_FILE_FORCED_CLOSED, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED, STATUS_PENDING, STATUS_UNSUCCESSFUL, WSK_SOCKET,
+    nt_success, IRP, NTSTATUS, STATUS_CANCELLED, STATUS_FILE_FORCED_CLOSED,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED,
+    STATUS_PENDING, STATUS_UNSUCCESSFUL, WSK_SOCKET,
 };
 
 use super::socket::{self, CallGuard, Socket};
@@ -50,6 +51,10 @@ pub(crate) trait IoTask: Send {
     fn attempt(&mut self) -> Attempt;
     /// Called exactly once when the operation ends, however it ends (finished, cancelled, closed).
     fn finished(&mut self) {}
+    /// The descriptor to poll, when it is not the socket's own (an operation that creates its socket).
+    fn own_fd(&self) -> Option<RawFd> {
+        None
+    }
 }
 
 /// What a call's body produced.
@@ -119,7 +124,9 @@ impl Op {
     }
 
     fn claim(&self, from: u8, to: u8) -> bool {
-        self.state.compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        self.state
+            .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
 
     /// Ends the operation after its caller took `DONE`: tells the task, unlists the op, completes the IRP.
@@ -130,9 +137,14 @@ impl Op {
         if let Some(socket) = &self.socket {
             socket.lock().pending.retain(|op| op.id != self.id);
         }
-        lock(&OPS).remove(&self.id);
+        if let Some(ops) = lock(&OPS).as_mut() {
+            ops.remove(&self.id);
+        }
         let irp = self.irp as *mut IRP;
-        let frame = Frame::Completion { socket: self.socket.as_ref().map(|s| s.id), op: Some(self.id) };
+        let frame = Frame::Completion {
+            socket: self.socket.as_ref().map(|s| s.id),
+            op: Some(self.id),
+        };
         // SAFETY: the provider holds the IRP and this thread took DONE, so it alone completes it.
         unsafe {
             irp::disarm(irp);
@@ -184,7 +196,7 @@ impl CancelHook for Op {
 }
 
 /// Every pending operation, for reset.
-static OPS: Mutex<Option<HashMap<u64, Arc<Op>>>> = Mutex::new(None);
+static OPS: Mutex<Option<BTreeMap<u64, Arc<Op>>>> = Mutex::new(None);
 static WORKERS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn workers_live() -> u64 {
@@ -193,10 +205,12 @@ pub(crate) fn workers_live() -> u64 {
 
 fn spawn_worker(name: &str, work: impl FnOnce() + Send + 'static) -> bool {
     WORKERS.fetch_add(1, Ordering::SeqCst);
-    let spawned = std::thread::Builder::new().name(format!("wsk-sim-{name}")).spawn(move || {
-        work();
-        WORKERS.fetch_sub(1, Ordering::SeqCst);
-    });
+    let spawned = std::thread::Builder::new()
+        .name(format!("wsk-sim-{name}"))
+        .spawn(move || {
+            work();
+            WORKERS.fetch_sub(1, Ordering::SeqCst);
+        });
     if spawned.is_err() {
         WORKERS.fetch_sub(1, Ordering::SeqCst);
         return false;
@@ -208,8 +222,16 @@ fn spawn_worker(name: &str, work: impl FnOnce() + Send + 'static) -> bool {
 fn serve(op: &Op, fd: RawFd, interest: i16) {
     loop {
         let mut fds = [
-            libc::pollfd { fd, events: interest, revents: 0 },
-            libc::pollfd { fd: op.wake.as_ref().map_or(-1, AsRawFd::as_raw_fd), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd,
+                events: interest,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: op.wake.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: two valid pollfd entries; a timeout bounds the wait even if a wake-up were lost.
         unsafe { libc::poll(fds.as_mut_ptr(), 2, 250) };
@@ -255,12 +277,18 @@ pub(crate) struct Call {
     pub(crate) irp: *mut IRP,
     pub(crate) socket: Option<Arc<Socket>>,
     mode: Completion,
+    /// A failure injected into WskCloseSocket: the socket is still closed (a client cannot retry a close),
+    /// and the call reports this status.
+    close_failure: Option<NTSTATUS>,
     _busy: Option<CallGuard>,
 }
 
 impl Call {
     fn frame(&self) -> Frame {
-        Frame::Completion { socket: self.socket.as_ref().map(|s| s.id), op: None }
+        Frame::Completion {
+            socket: self.socket.as_ref().map(|s| s.id),
+            op: None,
+        }
     }
 
     /// Completes the IRP now (on this thread).
@@ -321,14 +349,18 @@ impl Call {
             }
             state.pending.push(Arc::clone(op));
         }
-        lock(&OPS).get_or_insert_with(HashMap::new).insert(op.id, Arc::clone(op));
+        lock(&OPS)
+            .get_or_insert_with(BTreeMap::new)
+            .insert(op.id, Arc::clone(op));
         true
     }
 
     /// Holds the IRP pending: `task` (if any) is served by a worker; without one, the IRP waits for cancel
     /// or close. `cancel_after` completes it with STATUS_CANCELLED after that delay (fault [`Fault::Cancel`]).
     fn pend(&self, task: Option<Box<dyn IoTask>>, cancel_after: Option<Duration>) -> NTSTATUS {
-        if let (Some(socket), Some(max)) = (&self.socket, config::with(|c| c.max_pending_per_socket)) {
+        if let (Some(socket), Some(max)) =
+            (&self.socket, config::with(|c| c.max_pending_per_socket))
+        {
             if socket.lock().pending.len() >= max {
                 if let Some(mut task) = task {
                     task.finished();
@@ -337,7 +369,13 @@ impl Call {
             }
         }
         let interest = task.as_ref().map(|t| t.interest());
-        let op = Op::new(self, WAITING, task, interest.is_some() || cancel_after.is_some());
+        let own_fd = task.as_ref().and_then(|t| t.own_fd());
+        let op = Op::new(
+            self,
+            WAITING,
+            task,
+            interest.is_some() || cancel_after.is_some(),
+        );
         if !self.list(&op) {
             if let Some(mut task) = lock(&op.task).take() {
                 task.finished();
@@ -347,7 +385,13 @@ impl Call {
         }
         let cancellable = config::with(|c| c.cancel_routines);
         // SAFETY: the provider holds the IRP (taken at the start of the call).
-        let cancelled_already = unsafe { irp::arm(self.irp, Arc::clone(&op) as Arc<dyn CancelHook>, cancellable) };
+        let cancelled_already = unsafe {
+            irp::arm(
+                self.irp,
+                Arc::clone(&op) as Arc<dyn CancelHook>,
+                cancellable,
+            )
+        };
         if cancelled_already {
             op.cancel();
             return STATUS_PENDING;
@@ -359,7 +403,9 @@ impl Call {
                 worker_op.cancel();
             }),
             (Some(interest), None) => {
-                let fd = self.socket.as_ref().map_or(-1, |s| s.fd);
+                let fd = own_fd
+                    .or_else(|| self.socket.as_ref().map(|s| s.fd))
+                    .unwrap_or(-1);
                 spawn_worker(self.name, move || serve(&worker_op, fd, interest))
             }
             (None, None) => true,
@@ -382,7 +428,10 @@ impl Call {
             Outcome::Done(status, information) => self.deliver(status, information),
             Outcome::Io(mut task) => {
                 if self.irp.is_null() {
-                    violation(Rule::Internal, format!("{}: pending work without an IRP", self.name));
+                    violation(
+                        Rule::Internal,
+                        format!("{}: pending work without an IRP", self.name),
+                    );
                     task.finished();
                     return STATUS_INVALID_PARAMETER;
                 }
@@ -410,7 +459,12 @@ enum Start {
 ///
 /// # Safety
 /// `irp` must be NULL or an IRP pointer from the client.
-unsafe fn start(name: &'static str, irp: *mut IRP, irp_optional: bool, socket: Option<*mut WSK_SOCKET>) -> Start {
+unsafe fn start(
+    name: &'static str,
+    irp: *mut IRP,
+    irp_optional: bool,
+    socket: Option<*mut WSK_SOCKET>,
+) -> Start {
     account::provider_call();
     if config::with(|c| c.stubs.contains(&name)) {
         return Start::Over(STATUS_NOT_IMPLEMENTED);
@@ -427,7 +481,14 @@ unsafe fn start(name: &'static str, irp: *mut IRP, irp_optional: bool, socket: O
         }
     }
     let mode = config::with(|c| c.completion_of(name));
-    let mut call = Call { name, irp, socket: None, mode, _busy: None };
+    let mut call = Call {
+        name,
+        irp,
+        socket: None,
+        mode,
+        close_failure: None,
+        _busy: None,
+    };
     if let Some(handle) = socket {
         match socket::lookup(handle, name) {
             Ok(socket) => {
@@ -440,17 +501,25 @@ unsafe fn start(name: &'static str, irp: *mut IRP, irp_optional: bool, socket: O
             }
         }
     }
-    let Some(fault) = fault else { return Start::Run(call) };
+    let Some(fault) = fault else {
+        return Start::Run(call);
+    };
     match fault {
         Fault::Complete(mode) => {
             call.mode = mode;
             Start::Run(call)
         }
-        Fault::FailWithoutCompleting(status) => Start::Over(call.conclude(Outcome::Returned(status))),
+        Fault::FailWithoutCompleting(status) => {
+            Start::Over(call.conclude(Outcome::Returned(status)))
+        }
         _ if irp.is_null() => match fault {
             Fault::Fail(status) => Start::Over(status),
             _ => Start::Run(call),
         },
+        Fault::Fail(status) if name == "WskCloseSocket" => {
+            call.close_failure = Some(status);
+            Start::Run(call)
+        }
         Fault::Fail(status) => Start::Over(call.deliver(status, 0)),
         Fault::ForcedClose => {
             if let Some(socket) = &call.socket {
@@ -473,18 +542,24 @@ pub(crate) unsafe fn on_socket(
     handle: *mut WSK_SOCKET,
     irp: *mut IRP,
     irp_optional: bool,
-    body: impl FnOnce(&Arc<Socket>, &CallInfo) -> Outcome,
+    body: impl FnOnce(&Arc<Socket>) -> Outcome,
 ) -> NTSTATUS {
     // SAFETY: forwarded caller guarantee.
     match unsafe { start(name, irp, irp_optional, Some(handle)) } {
         Start::Over(status) => status,
         Start::Run(call) => {
-            let Some(socket) = call.socket.clone() else { return STATUS_INVALID_PARAMETER };
+            let Some(socket) = call.socket.clone() else {
+                return STATUS_INVALID_PARAMETER;
+            };
             let forced = name != "WskCloseSocket" && socket.lock().forced_closed;
             let outcome = if forced {
                 Outcome::Done(STATUS_FILE_FORCED_CLOSED, 0)
             } else {
-                body(&socket, &CallInfo { irp_present: !irp.is_null() })
+                body(&socket)
+            };
+            let outcome = match (call.close_failure, outcome) {
+                (Some(status), Outcome::Done(..)) => Outcome::Done(status, 0),
+                (_, outcome) => outcome,
             };
             call.conclude(outcome)
         }
@@ -495,18 +570,17 @@ pub(crate) unsafe fn on_socket(
 ///
 /// # Safety
 /// `irp` must be NULL or an IRP pointer from the client.
-pub(crate) unsafe fn on_client(name: &'static str, irp: *mut IRP, body: impl FnOnce(&CallInfo) -> Outcome) -> NTSTATUS {
+pub(crate) unsafe fn on_client(
+    name: &'static str,
+    irp: *mut IRP,
+    irp_optional: bool,
+    body: impl FnOnce() -> Outcome,
+) -> NTSTATUS {
     // SAFETY: forwarded caller guarantee.
-    match unsafe { start(name, irp, false, None) } {
+    match unsafe { start(name, irp, irp_optional, None) } {
         Start::Over(status) => status,
-        Start::Run(call) => call.conclude(body(&CallInfo { irp_present: !irp.is_null() })),
+        Start::Run(call) => call.conclude(body()),
     }
-}
-
-/// Facts about the call a body may need.
-pub(crate) struct CallInfo {
-    /// The client passed an IRP (calls whose IRP is optional).
-    pub(crate) irp_present: bool,
 }
 
 /// Cancels every pending operation of `socket` and waits for their completions (WskCloseSocket).
@@ -517,19 +591,30 @@ pub(crate) fn cancel_all(socket: &Socket) {
     }
     for op in &ops {
         if !op.wait_completed(Duration::from_secs(5)) {
-            violation(Rule::Internal, format!("operation {} on socket #{} did not complete after close", op.call, socket.id));
+            violation(
+                Rule::Internal,
+                format!(
+                    "operation {} on socket #{} did not complete after close",
+                    op.call, socket.id
+                ),
+            );
         }
     }
 }
 
 /// Takes every pending operation away without completing it, and waits for the workers (reset).
 pub(crate) fn abandon_all() {
-    let ops: Vec<Arc<Op>> = lock(&OPS).take().map(|m| m.into_values().collect()).unwrap_or_default();
+    let ops: Vec<Arc<Op>> = lock(&OPS)
+        .take()
+        .map(|m| m.into_values().collect())
+        .unwrap_or_default();
     for op in &ops {
         op.abandon();
     }
     for op in &ops {
-        spin_until(Duration::from_secs(5), || op.completed.load(Ordering::SeqCst));
+        spin_until(Duration::from_secs(5), || {
+            op.completed.load(Ordering::SeqCst)
+        });
     }
     if !spin_until(Duration::from_secs(5), || workers_live() == 0) {
         crate::log::note("provider workers still running after reset");

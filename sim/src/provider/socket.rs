@@ -6,10 +6,10 @@
 //! still reads a valid `Dispatch`, reaches the provider, and is reported as use after close (or double
 //! close) instead of being undefined behaviour. Objects are freed at reset.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wsk_sys::{NTSTATUS, STATUS_INVALID_HANDLE, WSK_SOCKET};
@@ -60,6 +60,9 @@ pub(crate) struct Object {
     wsk: WSK_SOCKET,
 }
 
+// SAFETY: `Dispatch` points at one of the provider's immutable static dispatch tables.
+unsafe impl Send for Object {}
+
 /// Mutable state of a socket.
 #[derive(Default)]
 pub(crate) struct SockState {
@@ -84,6 +87,10 @@ pub(crate) struct SockState {
     pub(crate) pump: Option<Arc<Pump>>,
     /// Data indications the client kept (returned STATUS_PENDING) and has not released yet.
     pub(crate) held_indications: Vec<usize>,
+    /// The client did not take all indicated data: no receive indications until a WskReceive completes.
+    pub(crate) indications_paused: bool,
+    /// The peer's close was seen (and reported by a disconnect event, if enabled).
+    pub(crate) peer_closed: bool,
 }
 
 /// One WSK socket.
@@ -96,10 +103,10 @@ pub(crate) struct Socket {
     pub(crate) family: Family,
     /// The `WSK_CLIENT*` that created it (or the listener's, for accepted sockets).
     pub(crate) client: usize,
-    /// Socket context for event callbacks.
-    pub(crate) context: usize,
-    /// The client's event dispatch table (`WSK_CLIENT_*_DISPATCH*`).
-    pub(crate) client_dispatch: usize,
+    /// Socket context for event callbacks (an accept event callback sets it after creation).
+    context: AtomicUsize,
+    /// The client's event dispatch table (`WSK_CLIENT_*_DISPATCH*`), likewise.
+    client_dispatch: AtomicUsize,
     /// The host socket; taken (and closed) by WskCloseSocket.
     os: Mutex<Option<socket2::Socket>>,
     /// Its descriptor, for poll(2); valid until `os` is taken, which happens only once no operation can
@@ -117,6 +124,21 @@ impl Socket {
         lock(&self.os).as_ref().map(f)
     }
 
+    /// The socket context and client dispatch table its callbacks get.
+    pub(crate) fn callbacks(&self) -> (usize, usize) {
+        (
+            self.context.load(Ordering::SeqCst),
+            self.client_dispatch.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Sets them (accept event callback).
+    pub(crate) fn set_callbacks(&self, context: usize, client_dispatch: usize) {
+        self.context.store(context, Ordering::SeqCst);
+        self.client_dispatch
+            .store(client_dispatch, Ordering::SeqCst);
+    }
+
     /// Takes the host socket out (close).
     pub(crate) fn take_os(&self) -> Option<socket2::Socket> {
         lock(&self.os).take()
@@ -129,7 +151,9 @@ impl Socket {
     /// Counts a provider call on this socket until the guard drops.
     pub(crate) fn enter_call(self: &Arc<Self>) -> CallGuard {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        CallGuard { socket: Arc::clone(self) }
+        CallGuard {
+            socket: Arc::clone(self),
+        }
     }
 
     /// Provider calls executing on this socket right now.
@@ -157,7 +181,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Table {
-    entries: HashMap<usize, Entry>,
+    entries: BTreeMap<usize, Entry>,
     next_id: u64,
     total: u64,
 }
@@ -173,7 +197,11 @@ pub(crate) fn create(
     client_dispatch: usize,
     os: socket2::Socket,
 ) -> Arc<Socket> {
-    let object = Box::new(Object { wsk: WSK_SOCKET { Dispatch: kind.dispatch() } });
+    let object = Box::new(Object {
+        wsk: WSK_SOCKET {
+            Dispatch: kind.dispatch(),
+        },
+    });
     let handle = &*object as *const Object as usize;
     let mut guard = lock(&TABLE);
     let table = guard.get_or_insert_with(Table::default);
@@ -185,15 +213,21 @@ pub(crate) fn create(
         kind,
         family,
         client,
-        context,
-        client_dispatch,
+        context: AtomicUsize::new(context),
+        client_dispatch: AtomicUsize::new(client_dispatch),
         fd: os.as_raw_fd(),
         os: Mutex::new(Some(os)),
         state: Mutex::new(SockState::default()),
         calls: AtomicU32::new(0),
         closed: AtomicBool::new(false),
     });
-    table.entries.insert(handle, Entry { socket: Arc::clone(&socket), _object: object });
+    table.entries.insert(
+        handle,
+        Entry {
+            socket: Arc::clone(&socket),
+            _object: object,
+        },
+    );
     socket
 }
 
@@ -203,16 +237,34 @@ pub(crate) fn create(
 /// STATUS_INVALID_HANDLE for a pointer the provider never returned ([`Rule::SocketUnknown`]) or a closed
 /// socket ([`Rule::UseAfterClose`], or [`Rule::DoubleClose`] for WskCloseSocket).
 pub(crate) fn lookup(handle: *mut WSK_SOCKET, call: &str) -> Result<Arc<Socket>, NTSTATUS> {
-    let found = lock(&TABLE).as_ref().and_then(|t| t.entries.get(&(handle as usize))).map(|e| Arc::clone(&e.socket));
+    let found = lock(&TABLE)
+        .as_ref()
+        .and_then(|t| t.entries.get(&(handle as usize)))
+        .map(|e| Arc::clone(&e.socket));
     let Some(socket) = found else {
-        violation(Rule::SocketUnknown, format!("{call}: {handle:p} is not a socket this provider created"));
+        violation(
+            Rule::SocketUnknown,
+            format!("{call}: {handle:p} is not a socket this provider created"),
+        );
         return Err(STATUS_INVALID_HANDLE);
     };
     if socket.closed.load(Ordering::SeqCst) {
         if call == "WskCloseSocket" {
-            violation(Rule::DoubleClose, format!("WskCloseSocket on socket #{} ({handle:p}), already closed", socket.id));
+            violation(
+                Rule::DoubleClose,
+                format!(
+                    "WskCloseSocket on socket #{} ({handle:p}), already closed",
+                    socket.id
+                ),
+            );
         } else {
-            violation(Rule::UseAfterClose, format!("{call} on socket #{} ({handle:p}) after WskCloseSocket", socket.id));
+            violation(
+                Rule::UseAfterClose,
+                format!(
+                    "{call} on socket #{} ({handle:p}) after WskCloseSocket",
+                    socket.id
+                ),
+            );
         }
         return Err(STATUS_INVALID_HANDLE);
     }
@@ -228,20 +280,35 @@ pub(crate) fn mark_closed(socket: &Socket) -> bool {
 pub(crate) fn open_sockets() -> Vec<Arc<Socket>> {
     lock(&TABLE)
         .as_ref()
-        .map(|t| t.entries.values().filter(|e| !e.socket.closed.load(Ordering::SeqCst)).map(|e| Arc::clone(&e.socket)).collect())
+        .map(|t| {
+            t.entries
+                .values()
+                .filter(|e| !e.socket.closed.load(Ordering::SeqCst))
+                .map(|e| Arc::clone(&e.socket))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Every socket, closed or not.
 pub(crate) fn all() -> Vec<Arc<Socket>> {
-    lock(&TABLE).as_ref().map(|t| t.entries.values().map(|e| Arc::clone(&e.socket)).collect()).unwrap_or_default()
+    lock(&TABLE)
+        .as_ref()
+        .map(|t| t.entries.values().map(|e| Arc::clone(&e.socket)).collect())
+        .unwrap_or_default()
 }
 
 /// (open, created since reset).
 pub(crate) fn totals() -> (u64, u64) {
     let guard = lock(&TABLE);
-    let Some(table) = guard.as_ref() else { return (0, 0) };
-    let open = table.entries.values().filter(|e| !e.socket.closed.load(Ordering::SeqCst)).count() as u64;
+    let Some(table) = guard.as_ref() else {
+        return (0, 0);
+    };
+    let open = table
+        .entries
+        .values()
+        .filter(|e| !e.socket.closed.load(Ordering::SeqCst))
+        .count() as u64;
     (open, table.total)
 }
 

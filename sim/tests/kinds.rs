@@ -1,0 +1,358 @@
+//! Datagram and stream sockets, basic sockets, and socket options.
+// Test code: unwrap/panic are how tests fail, and the unsafe blocks are calls into the simulation's FFI
+// with arguments built right there, exactly as a driver makes them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::undocumented_unsafe_blocks
+)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::ptr::null_mut;
+
+use common::*;
+use wsk_sim::Rule;
+use wsk_sys::*;
+
+fn scenario(f: impl FnOnce()) {
+    f();
+    assert_clean();
+}
+
+fn datagram_round_trip(family: u16) {
+    scenario(|| {
+        let client = Client::new();
+        let d = client.socket(family, WSK_FLAG_DATAGRAM_SOCKET);
+        assert_eq!(bind(d, loopback(family, 0)), STATUS_SUCCESS);
+        let addr = local_address_with(d, unsafe { dgram(d).WskGetLocalAddress });
+        let peer = UdpSocket::bind(loopback(family, 0)).unwrap();
+
+        // Receive first: pends until the datagram comes.
+        let req = Req::new();
+        let buf = Buf::new(64);
+        let mut wb = buf.wsk(64);
+        let mut from = SOCKADDR_STORAGE_SMALL { bytes: [0; 32] };
+        let (mut control_length, mut control_flags) = (99_u32, 99_u32);
+        let r = unsafe {
+            (dgram(d).WskReceiveFrom)(
+                d,
+                &mut wb,
+                0,
+                sa(&mut from),
+                &mut control_length,
+                null_mut(),
+                &mut control_flags,
+                req.irp,
+            )
+        };
+        assert_eq!(r, STATUS_PENDING);
+        peer.send_to(b"ping", addr).unwrap();
+        assert_eq!(req.wait(r), (STATUS_SUCCESS, 4));
+        assert_eq!(buf.bytes(4), b"ping");
+        assert_eq!(parse(&from), peer.local_addr().unwrap());
+        assert_eq!((control_length, control_flags), (0, 0));
+
+        // Send back.
+        let out = Buf::from(b"pong!");
+        let mut wb = out.wsk(5);
+        let mut to = sockaddr(peer.local_addr().unwrap());
+        let sreq = Req::new();
+        let r =
+            unsafe { (dgram(d).WskSendTo)(d, &mut wb, 0, sa(&mut to), 0, null_mut(), sreq.irp) };
+        assert_eq!(sreq.wait(r), (STATUS_SUCCESS, 5));
+        let mut got = [0_u8; 16];
+        let (n, src) = peer.recv_from(&mut got).unwrap();
+        assert_eq!((&got[..n], src), (&b"pong!"[..], addr));
+
+        // A datagram larger than the buffer is cut, and flagged.
+        let mut req = req;
+        req.reuse();
+        let mut wb = buf.wsk(4);
+        let r = unsafe {
+            (dgram(d).WskReceiveFrom)(
+                d,
+                &mut wb,
+                0,
+                sa(&mut from),
+                &mut control_length,
+                null_mut(),
+                &mut control_flags,
+                req.irp,
+            )
+        };
+        peer.send_to(b"too long for four", addr).unwrap();
+        assert_eq!(req.wait(r), (STATUS_SUCCESS, 4));
+        assert_eq!(control_flags, 0x100);
+        close(d);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn datagram_v4() {
+    let _sim = wsk_sim::exclusive();
+    datagram_round_trip(AF_INET);
+}
+
+#[test]
+fn datagram_v6() {
+    let _sim = wsk_sim::exclusive();
+    datagram_round_trip(AF_INET6);
+}
+
+#[test]
+fn datagram_send_before_bind_is_refused() {
+    let _sim = wsk_sim::exclusive();
+    scenario(|| {
+        let client = Client::new();
+        let d = client.socket(AF_INET, WSK_FLAG_DATAGRAM_SOCKET);
+        let out = Buf::from(b"x");
+        let mut wb = out.wsk(1);
+        let mut to = sockaddr(loopback(AF_INET, 9));
+        let req = Req::new();
+        let r = unsafe { (dgram(d).WskSendTo)(d, &mut wb, 0, sa(&mut to), 0, null_mut(), req.irp) };
+        assert_eq!(req.wait(r).0, STATUS_INVALID_DEVICE_STATE);
+        expect_violation(Rule::WrongSocketState);
+        close(d);
+        client.shutdown();
+    });
+}
+
+fn stream_both_ways(family: u16) {
+    scenario(|| {
+        let client = Client::new();
+        // As a listener: bind, WskListen, WskAccept.
+        let s = client.socket(family, WSK_FLAG_STREAM_SOCKET);
+        assert_eq!(bind(s, loopback(family, 0)), STATUS_SUCCESS);
+        let req = Req::new();
+        let r = unsafe { (stream(s).WskListen)(s, req.irp) };
+        assert_eq!(req.wait(r).0, STATUS_SUCCESS);
+        let addr = local_address_with(s, unsafe { stream(s).WskGetLocalAddress });
+        let peer = std::thread::spawn(move || {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"stream").unwrap();
+            let mut back = [0_u8; 6];
+            c.read_exact(&mut back).unwrap();
+            back
+        });
+        let areq = Req::new();
+        let r = unsafe {
+            (stream(s).WskAccept)(
+                s,
+                0,
+                null_mut(),
+                std::ptr::null(),
+                null_mut(),
+                null_mut(),
+                areq.irp,
+            )
+        };
+        let c = areq.wait(r).1 as *mut WSK_SOCKET;
+        let got = receive_all(c, 6);
+        assert_eq!(got, b"stream");
+        let req = Req::new();
+        let data = Buf::from(b"STREAM");
+        let mut wb = data.wsk(6);
+        let r = unsafe { (stream(c).WskSend)(c, &mut wb, 0, req.irp) };
+        assert_eq!(req.wait(r), (STATUS_SUCCESS, 6));
+        assert_eq!(&peer.join().unwrap(), b"STREAM");
+        close(c);
+        close(s);
+
+        // As a connector.
+        let server = TcpListener::bind(loopback(family, 0)).unwrap();
+        let target = server.local_addr().unwrap();
+        let s = client.socket(family, WSK_FLAG_STREAM_SOCKET);
+        assert_eq!(bind(s, loopback(family, 0)), STATUS_SUCCESS);
+        let req = Req::new();
+        let mut to = sockaddr(target);
+        let r = unsafe { (stream(s).WskConnect)(s, sa(&mut to), 0, req.irp) };
+        assert_eq!(req.wait(r).0, STATUS_SUCCESS);
+        let (mut accepted, _) = server.accept().unwrap();
+        accepted.write_all(b"hi").unwrap();
+        assert_eq!(receive_all(s, 2), b"hi");
+        close(s);
+        client.shutdown();
+    });
+}
+
+/// Receives exactly `n` bytes through the stream dispatch table.
+fn receive_all(s: *mut WSK_SOCKET, n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let req = Req::new();
+        let buf = Buf::new(n - out.len());
+        let mut wb = buf.wsk(n - out.len());
+        let r = unsafe { (stream(s).WskReceive)(s, &mut wb, 0, req.irp) };
+        let (status, got) = req.wait(r);
+        assert_eq!(status, STATUS_SUCCESS);
+        assert!(got > 0);
+        out.extend(buf.bytes(got));
+    }
+    out
+}
+
+#[test]
+fn stream_v4() {
+    let _sim = wsk_sim::exclusive();
+    stream_both_ways(AF_INET);
+}
+
+#[test]
+fn stream_v6() {
+    let _sim = wsk_sim::exclusive();
+    stream_both_ways(AF_INET6);
+}
+
+#[test]
+fn stream_listen_before_bind() {
+    let _sim = wsk_sim::exclusive();
+    scenario(|| {
+        let client = Client::new();
+        let s = client.socket(AF_INET, WSK_FLAG_STREAM_SOCKET);
+        let req = Req::new();
+        let r = unsafe { (stream(s).WskListen)(s, req.irp) };
+        assert_eq!(req.wait(r).0, STATUS_INVALID_DEVICE_STATE);
+        expect_violation(Rule::ConnectBeforeBind);
+        close(s);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn basic_socket_and_bad_parameters() {
+    let _sim = wsk_sim::exclusive();
+    scenario(|| {
+        let client = Client::new();
+        let b = client
+            .socket_with(
+                AF_INET,
+                SOCK_STREAM,
+                IPPROTO_TCP,
+                WSK_FLAG_BASIC_SOCKET,
+                null_mut(),
+                std::ptr::null(),
+            )
+            .unwrap();
+        assert_eq!(set_option(b, SOL_SOCKET, 0x0008, 1), STATUS_SUCCESS); // SO_KEEPALIVE
+        close(b);
+        assert_eq!(
+            client.socket_with(
+                AF_INET,
+                SOCK_STREAM,
+                0,
+                WSK_FLAG_LISTEN_SOCKET,
+                null_mut(),
+                std::ptr::null()
+            ),
+            Err(STATUS_INVALID_PARAMETER)
+        );
+        expect_violation(Rule::BadSocketParameters);
+        assert_eq!(
+            client.socket_with(
+                AF_INET,
+                SOCK_DGRAM,
+                IPPROTO_UDP,
+                WSK_FLAG_CONNECTION_SOCKET,
+                null_mut(),
+                std::ptr::null()
+            ),
+            Err(STATUS_INVALID_PARAMETER)
+        );
+        expect_violation(Rule::BadSocketParameters);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn options_before_bind_only() {
+    let _sim = wsk_sim::exclusive();
+    scenario(|| {
+        let client = Client::new();
+        let l = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
+        assert_eq!(
+            set_option(l, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1),
+            STATUS_SUCCESS
+        );
+        assert_eq!(bind(l, loopback(AF_INET, 0)), STATUS_SUCCESS);
+        assert_eq!(
+            set_option(l, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1),
+            STATUS_INVALID_DEVICE_STATE
+        );
+        expect_violation(Rule::OptionAfterBind);
+
+        // Get an option back.
+        let req = Req::new();
+        let mut value = 0_u32;
+        let mut returned = 0_usize;
+        let r = unsafe {
+            (basic(l).WskControlSocket)(
+                l,
+                WSK_GET_OPTION,
+                SO_EXCLUSIVEADDRUSE,
+                SOL_SOCKET,
+                0,
+                null_mut(),
+                4,
+                (&raw mut value).cast(),
+                &mut returned,
+                req.irp,
+            )
+        };
+        assert_eq!(req.wait(r).0, STATUS_SUCCESS);
+        assert_eq!((value, returned), (1, 4));
+
+        assert_eq!(
+            set_option(l, IPPROTO_IPV6, IPV6_V6ONLY, 0),
+            STATUS_INVALID_PARAMETER
+        );
+        expect_violation(Rule::BadSocketParameters);
+        close(l);
+
+        // Dual stack: IPV6_V6ONLY = 0 before bind lets an IPv4 client reach an IPv6 listener.
+        let l6 = client.socket(AF_INET6, WSK_FLAG_LISTEN_SOCKET);
+        assert_eq!(set_option(l6, IPPROTO_IPV6, IPV6_V6ONLY, 0), STATUS_SUCCESS);
+        assert_eq!(bind(l6, "[::]:0".parse().unwrap()), STATUS_SUCCESS);
+        let port = local_address(l6).port();
+        let _v4 = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let req = Req::new();
+        let mut remote = SOCKADDR_STORAGE_SMALL { bytes: [0; 32] };
+        let r = unsafe {
+            (listen(l6).WskAccept)(
+                l6,
+                0,
+                null_mut(),
+                std::ptr::null(),
+                null_mut(),
+                sa(&mut remote),
+                req.irp,
+            )
+        };
+        let c = req.wait(r).1 as *mut WSK_SOCKET;
+        assert_eq!(
+            u16::from_ne_bytes([remote.bytes[0], remote.bytes[1]]),
+            AF_INET6,
+            "v4-mapped address"
+        );
+        close(c);
+        close(l6);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn ipv6_is_refused_under_wine() {
+    let _sim = wsk_sim::exclusive();
+    wsk_sim::configure(wsk_sim::Config::wine());
+    scenario(|| {
+        let client = Client::new();
+        let l = client.socket(AF_INET6, WSK_FLAG_LISTEN_SOCKET);
+        assert_eq!(bind(l, loopback(AF_INET6, 0)), STATUS_INVALID_PARAMETER);
+        close(l);
+        client.shutdown();
+    });
+}

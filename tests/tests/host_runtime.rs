@@ -1,0 +1,78 @@
+//! The runtime and its generated code on the host, against wsk-sim imitating Windows and Wine: each
+//! scenario must work and leave every count (the runtime's and the simulation's) at zero, with no WSK
+//! rule broken.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use wsk_sim::Config;
+use wsk_tests::{connect_scenario, endpoint_scenario, leaks, listen_scenario, Outcome};
+
+fn run(name: &str, config: Config, scenario: fn() -> Outcome) {
+    let _sim = wsk_sim::exclusive();
+    wsk_sim::configure(config);
+    let outcome = scenario();
+    let leaks = leaks();
+    assert!(outcome.is_clean(), "{name}: {outcome:?}\nlog:\n{}", wsk_sim::log_lines().join("\n"));
+    assert!(leaks.is_empty(), "{name}: {}", leaks.join("\n"));
+}
+
+#[test]
+fn listen_windows() {
+    run("listen/windows", Config::windows(), listen_scenario);
+}
+
+#[test]
+fn listen_wine() {
+    run("listen/wine", Config::wine(), listen_scenario);
+}
+
+#[test]
+fn listen_deferred_completions() {
+    let mut c = Config::windows();
+    c.completion = wsk_sim::Completion::Deferred;
+    run("listen/deferred", c, listen_scenario);
+}
+
+#[test]
+fn connect_windows() {
+    run("connect/windows", Config::windows(), connect_scenario);
+}
+
+#[test]
+fn connect_wine() {
+    run("connect/wine", Config::wine(), connect_scenario);
+}
+
+#[test]
+fn endpoint_windows() {
+    run("endpoint/windows", Config::windows(), endpoint_scenario);
+}
+
+#[test]
+fn endpoint_wine() {
+    run("endpoint/wine", Config::wine(), endpoint_scenario);
+}
+
+#[test]
+fn endpoint_deferred_completions() {
+    let mut c = Config::windows();
+    c.completion = wsk_sim::Completion::Deferred;
+    run("endpoint/deferred", c, endpoint_scenario);
+}
+
+#[test]
+fn bind_conflict_is_a_typed_error_and_leaks_nothing() {
+    let _sim = wsk_sim::exclusive();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    wsk_tests::RT.start().unwrap();
+    let addr = wsk::SocketAddr::v4([127, 0, 0, 1], port);
+    let r = wsk_tests::RT.block_on(wsk::ListenSocket::bind(&wsk_tests::RT, addr, wsk::BindOptions::default()));
+    wsk_tests::RT.shutdown();
+    let e = r.err().expect("binding a taken port must fail");
+    assert_eq!(e.step(), wsk::Step::Bind);
+    assert!(e.is_address_in_use(), "{e}");
+    assert_eq!(e.addr(), Some(addr));
+    assert!(e.to_string().contains("STATUS_ADDRESS_ALREADY_ASSOCIATED"), "{e}");
+    let leaks = leaks();
+    assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+}
