@@ -21,10 +21,22 @@ pub use wsk_sim;
 /// The runtime every scenario uses, restarted for each run (a driver has exactly one, in a static).
 pub static RT: Runtime = Runtime::new();
 
+/// `WSK_TEST_TIME_SCALE` (default 1) multiplies every deadline of the scenarios: valgrind runs them about
+/// twenty times slower than native, and a deadline that passes only because of that is not a finding.
+pub fn time_scale() -> u32 {
+    static SCALE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *SCALE.get_or_init(|| std::env::var("WSK_TEST_TIME_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1))
+}
+
 /// How long a client waits for an answer before it gives up (faults make servers go quiet).
-pub const CLIENT_TIMEOUT: Duration = Duration::from_millis(400);
+pub fn client_timeout() -> Duration {
+    Duration::from_millis(400) * time_scale()
+}
+
 /// How long a server-side operation may take in a scenario.
-pub const SERVER_TIMEOUT: Duration = Duration::from_millis(800);
+pub fn server_timeout() -> Duration {
+    Duration::from_millis(800) * time_scale()
+}
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
@@ -64,9 +76,9 @@ fn from_result(r: Result<Result<(), wsk::Error>, wsk::time::Elapsed>, what: &'st
 /// A std client: connect, send `msg`, read the echo, close. Returns what came back.
 pub fn echo_client(port: u16, msg: &[u8]) -> std::io::Result<Vec<u8>> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT)?;
-    s.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    s.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let mut s = TcpStream::connect_timeout(&addr, client_timeout())?;
+    s.set_read_timeout(Some(client_timeout()))?;
+    s.set_write_timeout(Some(client_timeout()))?;
     s.write_all(msg)?;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -88,12 +100,12 @@ pub fn listen_scenario() -> Outcome {
     }
     let port = fresh_port();
     let addr = SocketAddr::v4([127, 0, 0, 1], port);
-    let outcome = match RT.block_on(timeout(SERVER_TIMEOUT, ListenSocket::bind(&RT, addr, BindOptions::default()))) {
+    let outcome = match RT.block_on(timeout(server_timeout(), ListenSocket::bind(&RT, addr, BindOptions::default()))) {
         Err(_) => Outcome::TimedOut("bind"),
         Ok(Err(e)) => Outcome::Error(e),
         Ok(Ok(mut listener)) => {
             let client = thread::spawn(move || echo_client(port, b"hello, kernel"));
-            let r = RT.block_on(timeout(SERVER_TIMEOUT, async {
+            let r = RT.block_on(timeout(server_timeout(), async {
                 let mut conn = listener.accept().await?;
                 let mut buf = [0u8; 64];
                 let n = conn.recv(&mut buf).await?;
@@ -118,12 +130,12 @@ pub fn connect_scenario() -> Outcome {
     let echo = thread::spawn(move || {
         // Serve one connection (or give up when the scenario fails before connecting).
         let _ = server.set_nonblocking(true);
-        let deadline = std::time::Instant::now() + SERVER_TIMEOUT * 2;
+        let deadline = std::time::Instant::now() + server_timeout() * 2;
         while std::time::Instant::now() < deadline {
             match server.accept() {
                 Ok((mut s, _)) => {
                     let _ = s.set_nonblocking(false);
-                    let _ = s.set_read_timeout(Some(CLIENT_TIMEOUT));
+                    let _ = s.set_read_timeout(Some(client_timeout()));
                     let mut buf = [0u8; 256];
                     if let Ok(n) = s.read(&mut buf) {
                         let _ = s.write_all(&buf[..n]);
@@ -141,7 +153,7 @@ pub fn connect_scenario() -> Outcome {
         return Outcome::Error(e);
     }
     let remote = SocketAddr::v4([127, 0, 0, 1], port);
-    let r = RT.block_on(timeout(SERVER_TIMEOUT, async {
+    let r = RT.block_on(timeout(server_timeout(), async {
         let mut conn = Connection::connect(&RT, remote, None).await?;
         conn.send_all(b"ping from the kernel").await?;
         let mut buf = [0u8; 64];
@@ -171,7 +183,7 @@ impl wsk::ListenHandler for EchoEndpoint {
     async fn on_connection(&'static self, conn: &mut Connection) -> wsk::Result<()> {
         let mut buf = [0u8; 1024];
         loop {
-            let n = match timeout(SERVER_TIMEOUT, conn.recv(&mut buf)).await {
+            let n = match timeout(server_timeout(), conn.recv(&mut buf)).await {
                 Ok(r) => r?,
                 Err(_) => return Ok(()),
             };

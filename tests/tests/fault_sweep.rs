@@ -18,8 +18,8 @@ use wsk_tests::{connect_scenario, endpoint_scenario, leaks, listen_scenario, Out
 
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
-/// A run that takes longer than this is a hang (counted as a crash).
-const RUN_LIMIT: Duration = Duration::from_secs(30);
+/// A run that takes longer than this (times `WSK_TEST_TIME_SCALE`) is a hang.
+const RUN_LIMIT_BASE: Duration = Duration::from_secs(30);
 
 fn status_for(point: &str) -> NTSTATUS {
     match point {
@@ -84,7 +84,7 @@ fn bounded(what: &str, scenario: fn() -> Outcome) -> Result<Outcome, String> {
         let r = std::panic::catch_unwind(scenario);
         let _ = tx.send(r);
     });
-    match rx.recv_timeout(RUN_LIMIT) {
+    match rx.recv_timeout(RUN_LIMIT_BASE * wsk_tests::time_scale()) {
         Ok(Ok(outcome)) => {
             let _ = t.join();
             if PANICS.load(Ordering::SeqCst) != before {
@@ -94,7 +94,7 @@ fn bounded(what: &str, scenario: fn() -> Outcome) -> Result<Outcome, String> {
         }
         Ok(Err(_)) => Err("the scenario panicked".into()),
         Err(_) => {
-            eprintln!("hang: {what} took longer than {RUN_LIMIT:?}; aborting the sweep");
+            eprintln!("hang: {what} took longer than {:?}; aborting the sweep", RUN_LIMIT_BASE * wsk_tests::time_scale());
             eprintln!("sim log:\n{}", wsk_sim::log_lines().join("\n"));
             std::process::exit(101);
         }

@@ -238,7 +238,11 @@ pub fn valgrind(paths: &Paths) -> Result<String> {
         ])
         .arg(exe)
         .current_dir(&paths.root)
-        .env("WSK_SKIP_WINE", "1");
+        .env("WSK_SKIP_WINE", "1")
+        // Under valgrind everything runs ~20x slower: the fault sweep injects one fault kind per point
+        // (the full sweep runs natively in the host phase) and the scenarios' deadlines stretch.
+        .env("WSK_SWEEP_FAULTS", "first")
+        .env("WSK_TEST_TIME_SCALE", "6");
         println!("valgrind: {package} / {target}");
         if util::run(&mut cmd).is_err() {
             failed.push(format!("{package}/{target}"));
