@@ -234,6 +234,7 @@ pub fn valgrind(paths: &Paths) -> Result<String> {
             "--error-exitcode=1",
             "--leak-check=full",
             "--errors-for-leak-kinds=definite",
+            "--show-possibly-lost=no",
             "--quiet",
         ])
         .arg(exe)
