@@ -52,7 +52,7 @@ pub use error::{Error, Result, Step};
 pub use executor::yield_now;
 pub use pool::{stats, Stats};
 pub use runtime::Runtime;
-pub use socket::{BindOptions, Connection, ListenSocket, MAX_TRANSFER};
+pub use socket::{BindOptions, Connection, Datagram, DatagramSocket, ListenSocket, StreamListener, MAX_TRANSFER};
 pub use wsk_macros::wsk_endpoint;
 
 /// Items used by generated code; not part of the public API.

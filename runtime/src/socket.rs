@@ -60,6 +60,8 @@ pub(crate) struct SocketCore {
     addr: UnsafeCell<SocketAddr>,
     local: UnsafeCell<sys::SOCKADDR_STORAGE_SMALL>,
     remote: UnsafeCell<sys::SOCKADDR_STORAGE_SMALL>,
+    /// WskReceiveFrom's control length and flags (MSG_TRUNC) out-values.
+    control: UnsafeCell<[u32; 2]>,
 }
 
 impl SocketCore {
@@ -80,6 +82,7 @@ impl SocketCore {
             addr: UnsafeCell::new(SocketAddr::v4([0; 4], 0)),
             local: UnsafeCell::new(sys::SOCKADDR_STORAGE_SMALL { bytes: [0; 32] }),
             remote: UnsafeCell::new(sys::SOCKADDR_STORAGE_SMALL { bytes: [0; 32] }),
+            control: UnsafeCell::new([0; 2]),
         };
         PoolBox::try_new(core).map_err(|_| Error::no_memory())
     }
@@ -326,8 +329,13 @@ fn check(step: Step, status: NTSTATUS) -> Result<()> {
     }
 }
 
-/// Creates a provider socket of `flags`'s category into `core`.
+/// Creates a provider socket of `flags`'s category into `core` (TCP, or UDP for datagram sockets).
 async fn create(core: &SocketCore, family: u16, flags: u32) -> Result<()> {
+    let (socket_type, protocol) = if flags == sys::WSK_FLAG_DATAGRAM_SOCKET {
+        (sys::SOCK_DGRAM, sys::IPPROTO_UDP)
+    } else {
+        (sys::SOCK_STREAM, sys::IPPROTO_TCP)
+    };
     let (client, dispatch) = core.rt.provider().ok_or(Error::new(Step::Socket, sys::STATUS_INVALID_DEVICE_STATE))?;
     // SAFETY: the provider NPI stays captured while the runtime runs (sockets are closed before release).
     let wsk_socket = unsafe { (*dispatch).WskSocket };
@@ -335,7 +343,7 @@ async fn create(core: &SocketCore, family: u16, flags: u32) -> Result<()> {
         .socket_op(Step::Socket, &core.sock, |irp| {
             // SAFETY: valid client and IRP; no socket context or client dispatch (no event callbacks).
             unsafe {
-                wsk_socket(client, family, sys::SOCK_STREAM, sys::IPPROTO_TCP, flags, ptr::null_mut(), ptr::null(),
+                wsk_socket(client, family, socket_type, protocol, flags, ptr::null_mut(), ptr::null(),
                     ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), irp)
             }
         })
@@ -381,6 +389,41 @@ async fn bind(core: &SocketCore, addr: SocketAddr, bind_fn: sys::PFN_WSK_BIND) -
     check(Step::Bind, status).map_err(|e| e.at(addr))
 }
 
+/// WskSocket -> options WSK takes only before bind -> WskBind(addr, Flags = 0); every failure closes what
+/// was created.
+async fn open_bound<D>(
+    rt: &'static Runtime,
+    addr: SocketAddr,
+    options: BindOptions,
+    flags: u32,
+    bind_of: impl FnOnce(&D) -> sys::PFN_WSK_BIND,
+) -> Result<PoolBox<SocketCore>> {
+    let core = SocketCore::alloc(rt).map_err(|e| e.at(addr))?;
+    create(&core, addr.family(), flags).await.map_err(|e| e.at(addr))?;
+    let before_bind = [
+        (options.exclusive, sys::SOL_SOCKET, sys::SO_EXCLUSIVEADDRUSE),
+        (options.v6only && addr.family() == sys::AF_INET6, sys::IPPROTO_IPV6, sys::IPV6_V6ONLY),
+    ];
+    for (wanted, level, option) in before_bind {
+        if !wanted {
+            continue;
+        }
+        if let Err(e) = set_option(&core, level, option, 1).await {
+            let _ = core.close().await;
+            return Err(e.at(addr));
+        }
+    }
+    let Some((_, d)) = core.dispatch::<D>() else {
+        return Err(SocketCore::not_open(Step::Bind).at(addr));
+    };
+    let bind_fn = bind_of(d);
+    if let Err(e) = bind(&core, addr, bind_fn).await {
+        let _ = core.close().await;
+        return Err(e);
+    }
+    Ok(core)
+}
+
 /// A listening socket (`WSK_FLAG_LISTEN_SOCKET`): bind starts listening; accept yields [`Connection`]s.
 pub struct ListenSocket {
     core: PoolBox<SocketCore>,
@@ -393,30 +436,8 @@ impl ListenSocket {
     /// # Errors
     /// The failing step with its NTSTATUS and the address.
     pub async fn bind(rt: &'static Runtime, addr: SocketAddr, options: BindOptions) -> Result<Self> {
-        let core = SocketCore::alloc(rt).map_err(|e| e.at(addr))?;
-        create(&core, addr.family(), sys::WSK_FLAG_LISTEN_SOCKET).await.map_err(|e| e.at(addr))?;
-        // Options WSK takes only before bind.
-        let before_bind = [
-            (options.exclusive, sys::SOL_SOCKET, sys::SO_EXCLUSIVEADDRUSE),
-            (options.v6only && addr.family() == sys::AF_INET6, sys::IPPROTO_IPV6, sys::IPV6_V6ONLY),
-        ];
-        for (wanted, level, option) in before_bind {
-            if !wanted {
-                continue;
-            }
-            if let Err(e) = set_option(&core, level, option, 1).await {
-                let _ = core.close().await;
-                return Err(e.at(addr));
-            }
-        }
-        let Some((_, d)) = core.dispatch::<sys::WSK_PROVIDER_LISTEN_DISPATCH>() else {
-            return Err(SocketCore::not_open(Step::Bind).at(addr));
-        };
-        let bind_fn = d.WskBind;
-        if let Err(e) = bind(&core, addr, bind_fn).await {
-            let _ = core.close().await;
-            return Err(e);
-        }
+        let core = open_bound::<sys::WSK_PROVIDER_LISTEN_DISPATCH>(rt, addr, options, sys::WSK_FLAG_LISTEN_SOCKET, |d| d.WskBind)
+            .await?;
         Ok(Self { core, addr })
     }
 
@@ -433,29 +454,93 @@ impl ListenSocket {
     /// # Errors
     /// [`Step::Allocate`] without memory, [`Step::Accept`] with the provider's status.
     pub async fn accept(&mut self) -> Result<Connection> {
-        let new = SocketCore::alloc(self.core.rt)?;
         let (s, d) = self.core.dispatch::<sys::WSK_PROVIDER_LISTEN_DISPATCH>().ok_or(SocketCore::not_open(Step::Accept))?;
-        let accept = d.WskAccept;
-        let (pl, pr) = (new.local.get().cast::<sys::SOCKADDR>(), new.remote.get().cast::<sys::SOCKADDR>());
-        // SAFETY: live listener; the address buffers live in `new`, which outlives the call (the op is awaited
-        // here and gives the IRP back on drop before `new` can be dropped).
-        let (status, info) = self
-            .core
-            .socket_op(Step::Accept, &new.sock, |irp| unsafe { accept(s, 0, ptr::null_mut(), ptr::null(), pl, pr, irp) })
-            .await;
-        check(Step::Accept, status).map_err(|e| e.at(self.addr))?;
-        let sock = info as *mut WSK_SOCKET;
-        if sock.is_null() {
-            return Err(Error::new(Step::Accept, sys::STATUS_UNSUCCESSFUL).at(self.addr));
+        accept_on(&self.core, s, d.WskAccept, self.addr, false).await
+    }
+
+    /// Closes the listener and waits for the provider to finish.
+    ///
+    /// # Errors
+    /// [`Step::Close`] with the provider's status.
+    pub async fn close(self) -> Result<()> {
+        self.core.close().await
+    }
+}
+
+/// WskAccept on `listener` (one call in flight: the caller borrows its socket mutably). The new socket's
+/// resources are allocated first, so an accepted socket is never dropped for lack of memory.
+async fn accept_on(
+    listener: &SocketCore,
+    s: *mut WSK_SOCKET,
+    accept: sys::PFN_WSK_ACCEPT,
+    addr: SocketAddr,
+    stream: bool,
+) -> Result<Connection> {
+    let new = SocketCore::alloc(listener.rt)?;
+    let (pl, pr) = (new.local.get().cast::<sys::SOCKADDR>(), new.remote.get().cast::<sys::SOCKADDR>());
+    // SAFETY: live listener; the address buffers live in `new`, which outlives the call (the op is awaited
+    // here and gives the IRP back on drop before `new` can be dropped).
+    let (status, info) = listener
+        .socket_op(Step::Accept, &new.sock, |irp| unsafe { accept(s, 0, ptr::null_mut(), ptr::null(), pl, pr, irp) })
+        .await;
+    check(Step::Accept, status).map_err(|e| e.at(addr))?;
+    let sock = info as *mut WSK_SOCKET;
+    if sock.is_null() {
+        return Err(Error::new(Step::Accept, sys::STATUS_UNSUCCESSFUL).at(addr));
+    }
+    new.sock.store(sock, Ordering::Release);
+    pool::SOCKETS_OPEN.inc();
+    pool::SOCKETS_TOTAL.inc();
+    // SAFETY: the provider wrote the addresses before completing; no call is in flight on `new`.
+    let (local, remote) = unsafe { (&(*new.local.get()).bytes, &(*new.remote.get()).bytes) };
+    let local = SocketAddr::from_storage(local).unwrap_or(addr);
+    let remote = SocketAddr::from_storage(remote).unwrap_or(addr.unspecified_like());
+    Ok(Connection { core: new, local, remote, stream })
+}
+
+/// A listening stream socket (`WSK_FLAG_STREAM_SOCKET`, Windows 10 1703 and later): bind, then WskListen;
+/// accept yields [`Connection`]s over stream sockets.
+pub struct StreamListener {
+    core: PoolBox<SocketCore>,
+    addr: SocketAddr,
+}
+
+impl StreamListener {
+    /// WskSocket(stream) -> options -> WskBind(addr, Flags = 0) -> WskListen. Every failure closes what was
+    /// created.
+    ///
+    /// # Errors
+    /// The failing step with its NTSTATUS and the address.
+    pub async fn bind(rt: &'static Runtime, addr: SocketAddr, options: BindOptions) -> Result<Self> {
+        let core =
+            open_bound::<sys::WSK_PROVIDER_STREAM_DISPATCH>(rt, addr, options, sys::WSK_FLAG_STREAM_SOCKET, |d| d.WskBind)
+                .await?;
+        let Some((s, d)) = core.dispatch::<sys::WSK_PROVIDER_STREAM_DISPATCH>() else {
+            return Err(SocketCore::not_open(Step::Listen).at(addr));
+        };
+        let listen = d.WskListen;
+        // SAFETY: live, bound stream socket.
+        let (status, _) = core.op(Step::Listen, |irp| unsafe { listen(s, irp) }).await;
+        if let Err(e) = check(Step::Listen, status) {
+            let _ = core.close().await;
+            return Err(e.at(addr));
         }
-        new.sock.store(sock, Ordering::Release);
-        pool::SOCKETS_OPEN.inc();
-        pool::SOCKETS_TOTAL.inc();
-        // SAFETY: the provider wrote the addresses before completing; no call is in flight on `new`.
-        let (local, remote) = unsafe { (&(*new.local.get()).bytes, &(*new.remote.get()).bytes) };
-        let local = SocketAddr::from_storage(local).unwrap_or(self.addr);
-        let remote = SocketAddr::from_storage(remote).unwrap_or(self.addr.unspecified_like());
-        Ok(Connection { core: new, local, remote })
+        Ok(Self { core, addr })
+    }
+
+    /// The address the socket was bound to.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Accepts one connection; see [`ListenSocket::accept`].
+    ///
+    /// # Errors
+    /// [`Step::Allocate`] without memory, [`Step::Accept`] with the provider's status.
+    pub async fn accept(&mut self) -> Result<Connection> {
+        let (s, d) = self.core.dispatch::<sys::WSK_PROVIDER_STREAM_DISPATCH>().ok_or(SocketCore::not_open(Step::Accept))?;
+        accept_on(&self.core, s, d.WskAccept, self.addr, true).await
     }
 
     /// Closes the listener and waits for the provider to finish.
@@ -473,6 +558,8 @@ pub struct Connection {
     core: PoolBox<SocketCore>,
     local: SocketAddr,
     remote: SocketAddr,
+    /// A stream socket (`WSK_FLAG_STREAM_SOCKET`) rather than a connection socket: same calls, other table.
+    stream: bool,
 }
 
 impl Connection {
@@ -481,13 +568,30 @@ impl Connection {
     /// # Errors
     /// The failing step with its NTSTATUS and the address.
     pub async fn connect(rt: &'static Runtime, remote: SocketAddr, local: Option<SocketAddr>) -> Result<Self> {
+        Self::connect_kind(rt, remote, local, false).await
+    }
+
+    /// Like [`Self::connect`] over a stream socket (`WSK_FLAG_STREAM_SOCKET`, Windows 10 1703 and later).
+    ///
+    /// # Errors
+    /// The failing step with its NTSTATUS and the address.
+    pub async fn connect_stream(rt: &'static Runtime, remote: SocketAddr, local: Option<SocketAddr>) -> Result<Self> {
+        Self::connect_kind(rt, remote, local, true).await
+    }
+
+    async fn connect_kind(rt: &'static Runtime, remote: SocketAddr, local: Option<SocketAddr>, stream: bool) -> Result<Self> {
         let local = local.unwrap_or(remote.unspecified_like());
         let core = SocketCore::alloc(rt).map_err(|e| e.at(remote))?;
-        create(&core, remote.family(), sys::WSK_FLAG_CONNECTION_SOCKET).await.map_err(|e| e.at(remote))?;
-        let Some((s, d)) = core.dispatch::<sys::WSK_PROVIDER_CONNECTION_DISPATCH>() else {
+        let flags = if stream { sys::WSK_FLAG_STREAM_SOCKET } else { sys::WSK_FLAG_CONNECTION_SOCKET };
+        create(&core, remote.family(), flags).await.map_err(|e| e.at(remote))?;
+        let fns = if stream {
+            core.dispatch::<sys::WSK_PROVIDER_STREAM_DISPATCH>().map(|(s, d)| (s, d.WskBind, d.WskConnect))
+        } else {
+            core.dispatch::<sys::WSK_PROVIDER_CONNECTION_DISPATCH>().map(|(s, d)| (s, d.WskBind, d.WskConnect))
+        };
+        let Some((s, bind_fn, connect)) = fns else {
             return Err(SocketCore::not_open(Step::Bind).at(local));
         };
-        let (bind_fn, connect) = (d.WskBind, d.WskConnect);
         if let Err(e) = bind(&core, local, bind_fn).await {
             let _ = core.close().await;
             return Err(e);
@@ -503,7 +607,17 @@ impl Connection {
             let _ = core.close().await;
             return Err(e.at(remote));
         }
-        Ok(Self { core, local, remote })
+        Ok(Self { core, local, remote, stream })
+    }
+
+    /// The socket and its WskSend / WskReceive, from the table of its category.
+    fn data_calls(&self, step: Step) -> Result<(*mut WSK_SOCKET, sys::PFN_WSK_SEND_RECEIVE, sys::PFN_WSK_SEND_RECEIVE)> {
+        let fns = if self.stream {
+            self.core.dispatch::<sys::WSK_PROVIDER_STREAM_DISPATCH>().map(|(s, d)| (s, d.WskSend, d.WskReceive))
+        } else {
+            self.core.dispatch::<sys::WSK_PROVIDER_CONNECTION_DISPATCH>().map(|(s, d)| (s, d.WskSend, d.WskReceive))
+        };
+        fns.ok_or(SocketCore::not_open(step))
     }
 
     /// The peer's address.
@@ -529,9 +643,7 @@ impl Connection {
         if len == 0 {
             return Ok(0);
         }
-        let (s, d) =
-            self.core.dispatch::<sys::WSK_PROVIDER_CONNECTION_DISPATCH>().ok_or(SocketCore::not_open(Step::Receive))?;
-        let receive = d.WskReceive;
+        let (s, _, receive) = self.data_calls(Step::Receive)?;
         // SAFETY: `buf` is borrowed for this future's life; the op gives the IRP back before it ends.
         let wb = unsafe { self.core.describe(buf.as_mut_ptr(), len) };
         // SAFETY: live socket; WSK_BUF and MDL live in the core and describe exactly `len` bytes of `buf`.
@@ -549,9 +661,7 @@ impl Connection {
         if len == 0 {
             return Ok(0);
         }
-        let (s, d) =
-            self.core.dispatch::<sys::WSK_PROVIDER_CONNECTION_DISPATCH>().ok_or(SocketCore::not_open(Step::Send))?;
-        let send = d.WskSend;
+        let (s, send, _) = self.data_calls(Step::Send)?;
         // SAFETY: as in recv; the provider only reads a send buffer.
         let wb = unsafe { self.core.describe(buf.as_ptr().cast_mut(), len) };
         // SAFETY: live socket; WSK_BUF and MDL describe exactly `len` bytes of `buf`.
@@ -587,5 +697,115 @@ impl Connection {
     #[must_use]
     pub fn is_open(&self) -> bool {
         !self.core.sock().is_null()
+    }
+}
+
+/// One datagram received by [`DatagramSocket::recv_from`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Datagram {
+    /// Bytes written into the buffer.
+    pub len: usize,
+    /// The sender.
+    pub from: SocketAddr,
+    /// The datagram was longer than the buffer and was cut short (MSG_TRUNC).
+    pub truncated: bool,
+}
+
+/// `MSG_TRUNC` as WSK reports it in WskReceiveFrom's control flags.
+const MSG_TRUNC: u32 = 0x0100;
+
+/// A UDP socket (`WSK_FLAG_DATAGRAM_SOCKET`): bind, then send and receive datagrams.
+pub struct DatagramSocket {
+    core: PoolBox<SocketCore>,
+    addr: SocketAddr,
+}
+
+impl DatagramSocket {
+    /// WskSocket(datagram, UDP) -> options -> WskBind(addr, Flags = 0). Every failure closes what was created.
+    ///
+    /// # Errors
+    /// The failing step with its NTSTATUS and the address.
+    pub async fn bind(rt: &'static Runtime, addr: SocketAddr, options: BindOptions) -> Result<Self> {
+        let core =
+            open_bound::<sys::WSK_PROVIDER_DATAGRAM_DISPATCH>(rt, addr, options, sys::WSK_FLAG_DATAGRAM_SOCKET, |d| {
+                d.WskBind
+            })
+            .await?;
+        Ok(Self { core, addr })
+    }
+
+    /// The address the socket was bound to.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends one datagram of at most [`MAX_TRANSFER`] bytes to `to`; returns the bytes sent.
+    ///
+    /// # Errors
+    /// [`Step::SendTo`] with the provider's status (STATUS_INVALID_PARAMETER for a datagram larger than
+    /// [`MAX_TRANSFER`]: datagrams are never split).
+    pub async fn send_to(&mut self, buf: &[u8], to: SocketAddr) -> Result<usize> {
+        if buf.len() > MAX_TRANSFER {
+            return Err(Error::new(Step::SendTo, sys::STATUS_INVALID_PARAMETER).at(to));
+        }
+        let (s, d) =
+            self.core.dispatch::<sys::WSK_PROVIDER_DATAGRAM_DISPATCH>().ok_or(SocketCore::not_open(Step::SendTo))?;
+        let send_to = d.WskSendTo;
+        // SAFETY: io slot idle; the address storage and MDL live in the core; `buf` is borrowed for the call.
+        let (wb, pa) = unsafe {
+            *self.core.addr.get() = to;
+            (self.core.describe(buf.as_ptr().cast_mut(), buf.len()), (*self.core.addr.get()).as_sockaddr_ptr())
+        };
+        // SAFETY: live socket; WSK_BUF, MDL and SOCKADDR live in the core for the whole call.
+        let (status, info) =
+            self.core.op(Step::SendTo, |irp| unsafe { send_to(s, wb, 0, pa, 0, ptr::null_mut(), irp) }).await;
+        check(Step::SendTo, status).map_err(|e| e.at(to))?;
+        Ok(info.min(buf.len()))
+    }
+
+    /// Receives one datagram into `buf` (at most [`MAX_TRANSFER`] bytes); a longer datagram is cut short and
+    /// reported as [`Datagram::truncated`].
+    ///
+    /// # Errors
+    /// [`Step::ReceiveFrom`] with the provider's status.
+    pub async fn recv_from(&mut self, buf: &mut [u8]) -> Result<Datagram> {
+        let len = buf.len().min(MAX_TRANSFER);
+        let (s, d) = self
+            .core
+            .dispatch::<sys::WSK_PROVIDER_DATAGRAM_DISPATCH>()
+            .ok_or(SocketCore::not_open(Step::ReceiveFrom))?;
+        let receive_from = d.WskReceiveFrom;
+        let remote = self.core.remote.get().cast::<sys::SOCKADDR>();
+        let control = self.core.control.get().cast::<u32>();
+        // SAFETY: io slot idle; `buf` is borrowed for the call; the out-values live in the core.
+        let wb = unsafe {
+            *self.core.control.get() = [0; 2];
+            (*self.core.remote.get()).bytes = [0; 32];
+            self.core.describe(buf.as_mut_ptr(), len)
+        };
+        // SAFETY: live socket; WSK_BUF, MDL, the SOCKADDR storage and the control out-values live in the core.
+        let (status, info) = self
+            .core
+            .op(Step::ReceiveFrom, |irp| unsafe {
+                receive_from(s, wb, 0, remote, control, ptr::null_mut(), control.add(1), irp)
+            })
+            .await;
+        check(Step::ReceiveFrom, status).map_err(|e| e.at(self.addr))?;
+        // SAFETY: completed: the provider wrote the sender and the flags.
+        let (from, flags) = unsafe { (&(*self.core.remote.get()).bytes, (*self.core.control.get())[1]) };
+        Ok(Datagram {
+            len: info.min(len),
+            from: SocketAddr::from_storage(from).unwrap_or(self.addr.unspecified_like()),
+            truncated: flags & MSG_TRUNC != 0,
+        })
+    }
+
+    /// Closes the socket and waits for the provider to finish.
+    ///
+    /// # Errors
+    /// [`Step::Close`] with the provider's status.
+    pub async fn close(self) -> Result<()> {
+        self.core.close().await
     }
 }

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use wsk::time::timeout;
-use wsk::{BindOptions, Connection, ListenSocket, Runtime, SocketAddr};
+use wsk::{BindOptions, Connection, DatagramSocket, ListenSocket, Runtime, SocketAddr, StreamListener};
 
 pub use wsk_sim;
 
@@ -73,9 +73,18 @@ fn from_result(r: Result<Result<(), wsk::Error>, wsk::time::Elapsed>, what: &'st
     }
 }
 
-/// A std client: connect, send `msg`, read the echo, close. Returns what came back.
+/// A std client over IPv4; see [`echo_client_at`].
 pub fn echo_client(port: u16, msg: &[u8]) -> std::io::Result<Vec<u8>> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    echo_client_at(false, port, msg)
+}
+
+/// A std client: connect to the loopback address, send `msg`, read the echo, close. Returns what came back.
+pub fn echo_client_at(v6: bool, port: u16, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+    let addr = if v6 {
+        std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))
+    } else {
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    };
     let mut s = TcpStream::connect_timeout(&addr, client_timeout())?;
     s.set_read_timeout(Some(client_timeout()))?;
     s.set_write_timeout(Some(client_timeout()))?;
@@ -92,19 +101,33 @@ pub fn echo_client(port: u16, msg: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(got)
 }
 
+/// The listen kind over IPv4; see [`listen_scenario_at`].
+pub fn listen_scenario() -> Outcome {
+    listen_scenario_at(false)
+}
+
+/// The listen kind over IPv6 (`[::1]`); see [`listen_scenario_at`].
+pub fn listen_scenario_v6() -> Outcome {
+    listen_scenario_at(true)
+}
+
 /// The listen kind, by hand: start, bind, accept one connection, receive, echo, close, close the listener,
 /// shut down. The runtime's own API, no generated code.
-pub fn listen_scenario() -> Outcome {
+pub fn listen_scenario_at(v6: bool) -> Outcome {
     if let Err(e) = RT.start() {
         return Outcome::Error(e);
     }
     let port = fresh_port();
-    let addr = SocketAddr::v4([127, 0, 0, 1], port);
+    let addr = if v6 {
+        SocketAddr::v6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], port, 0)
+    } else {
+        SocketAddr::v4([127, 0, 0, 1], port)
+    };
     let outcome = match RT.block_on(timeout(server_timeout(), ListenSocket::bind(&RT, addr, BindOptions::default()))) {
         Err(_) => Outcome::TimedOut("bind"),
         Ok(Err(e)) => Outcome::Error(e),
         Ok(Ok(mut listener)) => {
-            let client = thread::spawn(move || echo_client(port, b"hello, kernel"));
+            let client = thread::spawn(move || echo_client_at(v6, port, b"hello, kernel"));
             let r = RT.block_on(timeout(server_timeout(), async {
                 let mut conn = listener.accept().await?;
                 let mut buf = [0u8; 64];
@@ -170,6 +193,75 @@ pub fn connect_scenario() -> Outcome {
     RT.shutdown();
     let _ = echo.join();
     from_result(r, "connect")
+}
+
+/// The datagram kind: start, bind a UDP socket, receive a datagram from a std peer, send it back to the
+/// sender, close, shut down.
+pub fn datagram_scenario() -> Outcome {
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a std UDP peer");
+    peer.set_read_timeout(Some(client_timeout())).expect("timeout");
+    if let Err(e) = RT.start() {
+        return Outcome::Error(e);
+    }
+    let port = fresh_port();
+    let addr = SocketAddr::v4([127, 0, 0, 1], port);
+    let outcome = match RT.block_on(timeout(server_timeout(), DatagramSocket::bind(&RT, addr, BindOptions::default()))) {
+        Err(_) => Outcome::TimedOut("datagram bind"),
+        Ok(Err(e)) => Outcome::Error(e),
+        Ok(Ok(mut socket)) => {
+            let _ = peer.send_to(b"datagram ping", ("127.0.0.1", port));
+            let r = RT.block_on(timeout(server_timeout(), async {
+                let mut buf = [0u8; 64];
+                let d = socket.recv_from(&mut buf).await?;
+                socket.send_to(&buf[..d.len], d.from).await?;
+                socket.close().await
+            }));
+            let mut got = [0u8; 64];
+            match (from_result(r, "datagram"), peer.recv_from(&mut got)) {
+                (Outcome::Clean, Ok((13, _))) if &got[..13] == b"datagram ping" => Outcome::Clean,
+                (Outcome::Clean, _) => Outcome::TimedOut("datagram echo"),
+                (other, _) => other,
+            }
+        }
+    };
+    RT.shutdown();
+    outcome
+}
+
+/// The stream kind (Windows 10 1703+): a stream listener (WskBind + WskListen) accepts a stream socket that
+/// the same runtime connects (WskBind + WskConnect); data both ways; every socket closed; shut down.
+pub fn stream_scenario() -> Outcome {
+    if let Err(e) = RT.start() {
+        return Outcome::Error(e);
+    }
+    let port = fresh_port();
+    let addr = SocketAddr::v4([127, 0, 0, 1], port);
+    let r = RT.block_on(timeout(server_timeout(), async {
+        let mut listener = StreamListener::bind(&RT, addr, BindOptions::default()).await?;
+        let mut client = Connection::connect_stream(&RT, addr, None).await?;
+        let mut server = listener.accept().await?;
+        client.send_all(b"over a stream socket").await?;
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while got < 20 {
+            let n = server.recv(&mut buf[got..]).await?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        server.send_all(&buf[..got]).await?;
+        let n = client.recv(&mut buf).await?;
+        server.close().await?;
+        client.close().await?;
+        listener.close().await?;
+        if n == 0 {
+            return Err(wsk::Error::new(wsk::Step::Receive, wsk::sys::STATUS_CONNECTION_DISCONNECTED));
+        }
+        Ok(())
+    }));
+    RT.shutdown();
+    from_result(r, "stream")
 }
 
 /// Echo endpoint declared with the attribute: the generated code, the accept loop, the connection limit

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use wsk::sys::{self, NTSTATUS};
 use wsk_sim::faults::{self, Fault, Plan, Point, When};
 use wsk_sim::{Completion, Config};
-use wsk_tests::{connect_scenario, endpoint_scenario, leaks, listen_scenario, Outcome};
+use wsk_tests::{connect_scenario, datagram_scenario, endpoint_scenario, leaks, listen_scenario, listen_scenario_v6, stream_scenario, Outcome};
 
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
@@ -157,10 +157,20 @@ fn fault_sweep() {
     let all_kinds = std::env::var("WSK_SWEEP_FAULTS").as_deref() != Ok("first");
     let started = Instant::now();
     let mut tally = Tally { scenarios: 0, injected: 0, runs: 0, leaks: Vec::new(), crashes: Vec::new(), errors: 0 };
-    let scenarios: [(&str, fn() -> Outcome); 3] =
-        [("listen", listen_scenario), ("connection", connect_scenario), ("endpoint", endpoint_scenario)];
-    for (platform, config) in [("windows", Config::windows()), ("wine", Config::wine())] {
-        for (kind, scenario) in scenarios {
+    // (name, scenario, runs on Wine's provider too). Wine has no datagram sockets and no IPv6.
+    let scenarios: [(&str, fn() -> Outcome, bool); 6] = [
+        ("listen", listen_scenario, true),
+        ("listen-v6", listen_scenario_v6, false),
+        ("connection", connect_scenario, true),
+        ("datagram", datagram_scenario, false),
+        ("stream", stream_scenario, false),
+        ("endpoint", endpoint_scenario, true),
+    ];
+    for (platform, config, wine) in [("windows", Config::windows(), false), ("wine", Config::wine(), true)] {
+        for (kind, scenario, on_wine) in scenarios {
+            if wine && !on_wine {
+                continue;
+            }
             sweep_one(&format!("{kind}/{platform}"), &config, scenario, all_kinds, &mut tally);
         }
     }

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use wsk_sim::Config;
-use wsk_tests::{connect_scenario, endpoint_scenario, leaks, listen_scenario, Outcome};
+use wsk_tests::{connect_scenario, datagram_scenario, endpoint_scenario, leaks, listen_scenario, listen_scenario_v6, stream_scenario, Outcome};
 
 fn run(name: &str, config: Config, scenario: fn() -> Outcome) {
     let _sim = wsk_sim::exclusive();
@@ -30,6 +30,46 @@ fn listen_deferred_completions() {
     let mut c = Config::windows();
     c.completion = wsk_sim::Completion::Deferred;
     run("listen/deferred", c, listen_scenario);
+}
+
+#[test]
+fn listen_ipv6_windows() {
+    run("listen-v6/windows", Config::windows(), listen_scenario_v6);
+}
+
+#[test]
+fn datagram_windows() {
+    run("datagram/windows", Config::windows(), datagram_scenario);
+}
+
+#[test]
+fn datagram_deferred_completions() {
+    let mut c = Config::windows();
+    c.completion = wsk_sim::Completion::Deferred;
+    run("datagram/deferred", c, datagram_scenario);
+}
+
+#[test]
+fn datagram_on_wine_is_a_typed_error() {
+    // Wine's netio has no datagram sockets: WskSocket fails, and nothing may leak.
+    let _sim = wsk_sim::exclusive();
+    wsk_sim::configure(Config::wine());
+    let outcome = datagram_scenario();
+    assert!(matches!(&outcome, Outcome::Error(e) if e.step() == wsk::Step::Socket), "{outcome:?}");
+    let leaks = leaks();
+    assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+}
+
+#[test]
+fn stream_windows() {
+    run("stream/windows", Config::windows(), stream_scenario);
+}
+
+#[test]
+fn stream_deferred_completions() {
+    let mut c = Config::windows();
+    c.completion = wsk_sim::Completion::Deferred;
+    run("stream/deferred", c, stream_scenario);
 }
 
 #[test]
