@@ -1,7 +1,8 @@
 //! The fault sweep: every scenario (listen, connection, and the generated endpoint) is first run clean to
 //! count the fault points it reaches, then re-run once per point visit and fault kind with exactly that
 //! fault injected, under both Windows' and Wine's provider behaviour. Every run must end with a clean
-//! result or a typed error, leave every count at zero, break no WSK rule and not crash or hang.
+//! result or a typed error, leave every count at zero, break no WSK rule and not crash or hang. Then each
+//! scenario runs with provider calls cancelled at random points (seeded, so a failure reproduces).
 //!
 //! Prints `fault sweep: <scenarios> scenarios, <faults> injected faults, <leaks> leaks, <crashes> crashes`.
 //! `WSK_SWEEP_FAULTS=first` injects only the first fault kind per point (the quick form valgrind runs).
@@ -173,6 +174,37 @@ fn fault_sweep() {
             }
             sweep_one(&format!("{kind}/{platform}"), &config, scenario, all_kinds, &mut tally);
         }
+    }
+    // Cancellations at random points: any provider call may be cancelled (completed with STATUS_CANCELLED
+    // from another thread, as a racing IoCancelIrp would), one call in three, with fixed seeds.
+    let seeds = if all_kinds { 1..=12 } else { 1..=3 };
+    for (kind, scenario, _) in scenarios {
+        let mut injected = 0;
+        for seed in seeds.clone() {
+            let _sim = wsk_sim::exclusive();
+            // WskCloseSocket is not cancellable (a close always closes), so it is exempt: the first
+            // injection that matches wins, and this one only keeps closes inline.
+            let plan = Plan::new()
+                .with(Point::Routine("WskCloseSocket"), When::Every, Fault::Complete(Completion::Inline))
+                .with(Point::AnyCall, When::Random { seed, one_in: 3 }, Fault::Cancel);
+            faults::set_plan(plan);
+            let what = format!("{kind}/windows: random cancels, seed {seed}");
+            tally.runs += 1;
+            match bounded(&what, scenario) {
+                Err(crash) => tally.crashes.push(format!("{what}: {crash}")),
+                Ok(outcome) => {
+                    if !outcome.is_clean() {
+                        tally.errors += 1;
+                    }
+                    injected += faults::fired().iter().filter(|f| matches!(f.fault, Fault::Cancel)).count() as u64;
+                    for l in leaks() {
+                        tally.leaks.push(format!("{what} ({outcome:?}): {l}"));
+                    }
+                }
+            }
+        }
+        tally.injected += injected;
+        eprintln!("{kind}/windows: {injected} random cancels over {} seeds", seeds.clone().count());
     }
     for l in &tally.leaks {
         eprintln!("LEAK {l}");
