@@ -119,7 +119,6 @@ pub(crate) struct Args {
     pub(crate) remote: Key<AddrArg>,
     pub(crate) protocol: Key<Spanned<Protocol>>,
     pub(crate) max_connections: Key<Spanned<u64>>,
-    pub(crate) backlog: Key<Spanned<u64>>,
     pub(crate) exclusive: Key<bool>,
     pub(crate) v6only: Key<bool>,
 }
@@ -132,7 +131,6 @@ impl Default for Args {
             remote: Key::Absent,
             protocol: Key::Absent,
             max_connections: Key::Absent,
-            backlog: Key::Absent,
             exclusive: Key::Absent,
             v6only: Key::Absent,
         }
@@ -154,7 +152,6 @@ impl Args {
             "remote" => mark(&mut self.remote),
             "protocol" => mark(&mut self.protocol),
             "max_connections" => mark(&mut self.max_connections),
-            "backlog" => mark(&mut self.backlog),
             "exclusive" => mark(&mut self.exclusive),
             "v6only" => mark(&mut self.v6only),
             _ => {}
@@ -163,13 +160,12 @@ impl Args {
 }
 
 /// Every key the attribute accepts, for "did you mean" and "expected one of".
-pub(crate) const KEYS: [&str; 8] = [
+pub(crate) const KEYS: [&str; 7] = [
     "kind",
     "addr",
     "remote",
     "protocol",
     "max_connections",
-    "backlog",
     "exclusive",
     "v6only",
 ];
@@ -187,8 +183,6 @@ pub(crate) struct Endpoint {
     pub(crate) remote: Option<SocketAddr>,
     /// Listen endpoints only (0 elsewhere).
     pub(crate) max_connections: u32,
-    /// 0 means the provider's default.
-    pub(crate) backlog: u32,
     pub(crate) exclusive: bool,
     pub(crate) v6only: bool,
 }

@@ -55,7 +55,6 @@ fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
     let max_connections = endpoint.max_connections;
     let exclusive = endpoint.exclusive;
     let v6only = endpoint.v6only;
-    let backlog = endpoint.backlog;
     // Spanned at the user's ident: a missing `ListenHandler` impl (the supertrait) is reported there.
     let listen_endpoint = quote_spanned! {ident.span()=>
         #[automatically_derived]
@@ -66,7 +65,6 @@ fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
                 max_connections: #max_connections,
                 exclusive: #exclusive,
                 v6only: #v6only,
-                backlog: #backlog,
             };
         }
     };
@@ -136,7 +134,6 @@ mod tests {
         assert!(out.contains("from_sockaddr_in_bytes ([2u8 , 0u8 , 31u8 , 144u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8 , 0u8])"), "{out}");
         assert!(out.contains("max_connections : 64u32"), "{out}");
         assert!(out.contains("exclusive : false"), "{out}");
-        assert!(out.contains("backlog : 0u32"), "{out}");
         assert!(out.starts_with("pub struct Http { n : u8"), "{out}");
     }
 
@@ -228,7 +225,6 @@ mod tests {
                     kind = "listen",
                     addr = "[fe80::1%3]:443",
                     max_connections = 8,
-                    backlog = 128,
                     exclusive
                 ),
                 quote!(

@@ -23,7 +23,7 @@ use proc_macro::TokenStream;
 /// Keys: `kind` (`"listen"`; `"connection"`, `"datagram"` and `"stream"` are validated but not generated
 /// yet), `addr` (`"a.b.c.d:port"`, `"[v6]:port"`, `"[v6%scope]:port"`, parsed at compile time), `remote`,
 /// `protocol` (`"tcp"` / `"udp"`, must match the kind), `max_connections` (1..=65535, default 64),
-/// `backlog` (1..=65535, default: the provider's), `exclusive` (`SO_EXCLUSIVEADDRUSE`), `v6only`.
+/// `exclusive` (`SO_EXCLUSIVEADDRUSE`), `v6only`. There is no `backlog`: WSK cannot set one.
 /// A listen endpoint's struct must also implement `wsk::ListenHandler`.
 #[proc_macro_attribute]
 pub fn wsk_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {

@@ -92,7 +92,15 @@ pub(crate) fn args(tokens: TokenStream, errors: &mut Accumulator) -> Args {
             "remote" => set(&mut args.remote, key, &meta, errors),
             "protocol" => set(&mut args.protocol, key, &meta, errors),
             "max_connections" => set(&mut args.max_connections, key, &meta, errors),
-            "backlog" => set(&mut args.backlog, key, &meta, errors),
+            // Not a key: WSK offers no way to set a listen backlog (WskBind listens with the
+            // provider's own, WskListen takes none), and a key that does nothing is not kept.
+            "backlog" => errors.push(error_at(
+                key.span(),
+                format!(
+                    "unknown key `backlog`\n\n= help: WSK has no listen backlog setting; remove `backlog`\n= note: expected one of {}",
+                    backticked(KEYS)
+                ),
+            )),
             "exclusive" => set_flag(&mut args.exclusive, key, &meta, errors),
             "v6only" => set_flag(&mut args.v6only, key, &meta, errors),
             other => {
@@ -341,13 +349,12 @@ mod tests {
     fn all_keys() {
         let (args, errors) = parse(quote! {
             kind = "listen", addr = "[::1]:80", protocol = "tcp", max_connections = 10,
-            backlog = 5, exclusive, v6only = false
+            exclusive, v6only = false
         });
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(args.kind.value().map(|k| k.value), Some(Kind::Listen));
         assert_eq!(args.protocol.value().map(|k| k.value), Some(Protocol::Tcp));
         assert_eq!(args.max_connections.value().map(|k| k.value), Some(10));
-        assert_eq!(args.backlog.value().map(|k| k.value), Some(5));
         assert_eq!(args.exclusive.value(), Some(&true));
         assert_eq!(args.v6only.value(), Some(&false));
         assert!(args.remote.is_absent());
@@ -380,7 +387,7 @@ mod tests {
             (quote!(exclusive = 1), "expected `true` or `false`\n\n= help: write `exclusive` or `exclusive = false`"),
             (quote!(v6only(true)), "`v6only` is a flag and takes no arguments\n\n= help: write `v6only` or `v6only = false`"),
             (quote!("listen"), "expected `key = value`, found a literal\n\n= help: for example `kind = \"listen\"`"),
-            (quote!(a::kind = "x"), "expected a key, found a path\n\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `backlog`, `exclusive`, `v6only`"),
+            (quote!(a::kind = "x"), "expected a key, found a path\n\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`"),
             (quote!(protocol = "tpc"), "unknown protocol `tpc`\n\n= help: did you mean `tcp`?\n= note: expected one of `tcp`, `udp`"),
             (quote!(max_connections = 99999999999999999999999), "`max_connections` is out of range: expected 1..=65535"),
         ];
@@ -403,16 +410,27 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `backlog`, `exclusive`, `v6only`",
+                "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`",
                 "duplicate key `addr`",
                 "duplicate key `exclusive`",
-                "unknown key `kinds`\n\n= help: did you mean `kind`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `backlog`, `exclusive`, `v6only`",
+                "unknown key `kinds`\n\n= help: did you mean `kind`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`",
             ]
         );
         // A misspelt key counts as given (and invalid): no "missing `kind`" on top.
         assert!(matches!(args.kind, Key::Invalid));
         // The first occurrence wins; the second one's value is not even looked at.
         assert!(args.addr.value().is_some());
+    }
+
+    #[test]
+    fn backlog_is_not_a_key() {
+        let (args, errors) = parse(quote!(kind = "listen", addr = "0.0.0.0:1", backlog = 5));
+        assert_eq!(
+            errors,
+            ["unknown key `backlog`\n\n= help: WSK has no listen backlog setting; remove `backlog`\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`"]
+        );
+        // The other keys are unaffected.
+        assert!(args.kind.value().is_some() && args.addr.value().is_some());
     }
 
     #[test]

@@ -103,29 +103,22 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
         }
         // Accept-side options.
         let listens = kind == Kind::Listen || (kind == Kind::Stream && !has_remote);
-        for (name, key) in [
-            ("max_connections", args.max_connections.key()),
-            ("backlog", args.backlog.key()),
-        ] {
-            if let (false, Some(key)) = (listens, key) {
-                let not = match kind {
-                    Kind::Stream => "a `stream` endpoint with a `remote`".to_owned(),
-                    other => format!("`{}`", other.name()),
-                };
-                errors.push(error_at(
-                    key.span(),
-                    format!(
-                        "`{name}` is only valid for endpoints that accept connections (`listen`, or `stream` without `remote`), not {not}"
-                    ),
-                ));
-            }
+        if let (false, Some(key)) = (listens, args.max_connections.key()) {
+            let not = match kind {
+                Kind::Stream => "a `stream` endpoint with a `remote`".to_owned(),
+                other => format!("`{}`", other.name()),
+            };
+            errors.push(error_at(
+                key.span(),
+                format!(
+                    "`max_connections` is only valid for endpoints that accept connections (`listen`, or `stream` without `remote`), not {not}"
+                ),
+            ));
         }
     }
 
     let max_connections = range(&args.max_connections, "max_connections", 1, &mut errors)
         .unwrap_or(DEFAULT_MAX_CONNECTIONS);
-    // 0 is what leaving `backlog` out means: the provider's default.
-    let backlog = range(&args.backlog, "backlog", 1, &mut errors).unwrap_or(0);
 
     // Families: `addr` and `remote` must agree; `v6only` needs IPv6.
     let addr = args.addr.value().map(|a| a.addr);
@@ -171,7 +164,6 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
         } else {
             0
         },
-        backlog,
         exclusive: args.exclusive.value().copied().unwrap_or(false),
         v6only,
     })
@@ -183,15 +175,10 @@ fn range(key: &Key<Spanned<u64>>, name: &str, min: u64, errors: &mut Vec<Error>)
     match u16::try_from(value.value) {
         Ok(v) if u64::from(v) >= min => Some(u32::from(v)),
         _ => {
-            let help = if name == "backlog" && value.value == 0 {
-                "\n\n= help: leave `backlog` out to use the provider's default"
-            } else {
-                ""
-            };
             errors.push(error_at(
                 value.span,
                 format!(
-                    "`{name}` must be in {min}..=65535, found `{}`{help}",
+                    "`{name}` must be in {min}..=65535, found `{}`",
                     value.value
                 ),
             ));
@@ -248,7 +235,6 @@ mod tests {
                 },
                 remote: None,
                 max_connections: 64,
-                backlog: 0,
                 exclusive: false,
                 v6only: false,
             }
@@ -257,13 +243,12 @@ mod tests {
             kind = "listen",
             addr = "[::]:1",
             exclusive,
-            backlog = 9,
             max_connections = 65535,
             protocol = "tcp"
         ))
         .unwrap();
         assert!(e.exclusive && !e.v6only);
-        assert_eq!((e.backlog, e.max_connections), (9, 65535));
+        assert_eq!(e.max_connections, 65535);
     }
 
     #[test]
@@ -278,10 +263,9 @@ mod tests {
             (quote!(kind = "listen", addr = "0.0.0.0:1", protocol = "udp"), "`protocol = \"udp\"` does not match `kind = \"listen\"`: listen endpoints use `tcp`\n\n= help: remove `protocol` or write `protocol = \"tcp\"`"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", max_connections = 0), "`max_connections` must be in 1..=65535, found `0`"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", max_connections = 65536), "`max_connections` must be in 1..=65535, found `65536`"),
-            (quote!(kind = "listen", addr = "0.0.0.0:1", backlog = 0), "`backlog` must be in 1..=65535, found `0`\n\n= help: leave `backlog` out to use the provider's default"),
             (quote!(kind = "listen", addr = "localhost:80"), "`localhost` is a host name, not an address: WSK binds to numeric addresses\n\n= help: use `127.0.0.1:PORT` or `[::1]:PORT`"),
             (quote!(kind = "lisen", addr = "0.0.0.0:1"), "unknown endpoint kind `lisen`\n\n= help: did you mean `listen`?\n= note: expected one of `listen`, `connection`, `datagram`, `stream`"),
-            (quote!(kind = "listen", adr = "0.0.0.0:1"), "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `backlog`, `exclusive`, `v6only`"),
+            (quote!(kind = "listen", adr = "0.0.0.0:1"), "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`"),
             // An unknown kind hides kind-dependent checks rather than guessing.
             (quote!(kind = "lisen"), "unknown endpoint kind `lisen`\n\n= help: did you mean `listen`?\n= note: expected one of `listen`, `connection`, `datagram`, `stream`"),
         ];
@@ -359,8 +343,8 @@ mod tests {
             "`max_connections` is only valid for endpoints that accept connections (`listen`, or `stream` without `remote`), not `datagram`"
         );
         assert_eq!(
-            second(quote!(kind = "stream", remote = "1.2.3.4:1", backlog = 3))[0],
-            "`backlog` is only valid for endpoints that accept connections (`listen`, or `stream` without `remote`), not a `stream` endpoint with a `remote`"
+            second(quote!(kind = "stream", remote = "1.2.3.4:1", max_connections = 3))[0],
+            "`max_connections` is only valid for endpoints that accept connections (`listen`, or `stream` without `remote`), not a `stream` endpoint with a `remote`"
         );
         assert_eq!(
             second(quote!(kind = "connection", remote = "1.2.3.4:1", v6only))[0],

@@ -322,6 +322,7 @@ mod parse {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     extern crate std;
     use std::string::ToString;

@@ -58,8 +58,6 @@ pub struct ListenConfig {
     pub exclusive: bool,
     /// IPV6_V6ONLY before bind (IPv6 addresses only; the macro rejects it on IPv4).
     pub v6only: bool,
-    /// Backlog hint (0 = provider default; WSK binds listen sockets with the provider's backlog).
-    pub backlog: u32,
 }
 
 /// A listen endpoint: its handler plus the configuration the attribute generated.

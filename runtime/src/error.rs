@@ -217,6 +217,7 @@ impl fmt::Debug for Error {
 impl core::error::Error for Error {}
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     extern crate std;
     use std::string::ToString;

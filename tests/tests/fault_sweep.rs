@@ -19,6 +19,9 @@ use wsk_tests::{connect_scenario, datagram_scenario, endpoint_scenario, leaks, l
 
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
+/// A scenario: its name, its function, and whether it also runs on Wine's provider.
+type Scenario = (&'static str, fn() -> Outcome, bool);
+
 /// A run that takes longer than this (times `WSK_TEST_TIME_SCALE`) is a hang.
 const RUN_LIMIT_BASE: Duration = Duration::from_secs(30);
 
@@ -159,7 +162,7 @@ fn fault_sweep() {
     let started = Instant::now();
     let mut tally = Tally { scenarios: 0, injected: 0, runs: 0, leaks: Vec::new(), crashes: Vec::new(), errors: 0 };
     // (name, scenario, runs on Wine's provider too). Wine has no datagram sockets and no IPv6.
-    let scenarios: [(&str, fn() -> Outcome, bool); 6] = [
+    let scenarios: [Scenario; 6] = [
         ("listen", listen_scenario, true),
         ("listen-v6", listen_scenario_v6, false),
         ("connection", connect_scenario, true),

@@ -21,7 +21,6 @@ const _: () = {
             max_connections: 64u32,
             exclusive: false,
             v6only: false,
-            backlog: 0u32,
         };
     }
     #[automatically_derived]

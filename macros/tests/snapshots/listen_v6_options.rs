@@ -3,7 +3,6 @@
 //     kind = "listen",
 //     addr = "[fe80::1%3]:443",
 //     max_connections = 8,
-//     backlog = 128,
 //     exclusive
 // )]
 // #[derive(Default)]
@@ -25,7 +24,6 @@ const _: () = {
             max_connections: 8u32,
             exclusive: true,
             v6only: false,
-            backlog: 128u32,
         };
     }
     #[automatically_derived]

@@ -3,6 +3,8 @@
 //! against Wine's headers (Debian's libwine-dev). A mismatch fails compilation and names the field.
 //! The headers and compiler are installed by `cargo xtask setup`; this test fails, never skips, without them.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::fmt::Write as _;
 use std::mem::{offset_of, size_of};
 use std::path::Path;
