@@ -170,8 +170,9 @@ fn fresh(answer: NTSTATUS) {
     *ANSWER.lock().unwrap() = answer;
 }
 
-fn event_listener(client: &Client) -> (*mut WSK_SOCKET, std::net::SocketAddr) {
-    let l = client
+/// An IPv4 listen socket whose client dispatch table is [`LISTEN_EVENTS`].
+fn listen_socket_with_events(client: &Client) -> *mut WSK_SOCKET {
+    client
         .socket_with(
             AF_INET,
             SOCK_STREAM,
@@ -180,7 +181,11 @@ fn event_listener(client: &Client) -> (*mut WSK_SOCKET, std::net::SocketAddr) {
             null_mut(),
             (&raw const LISTEN_EVENTS).cast(),
         )
-        .unwrap();
+        .unwrap()
+}
+
+fn event_listener(client: &Client) -> (*mut WSK_SOCKET, std::net::SocketAddr) {
+    let l = listen_socket_with_events(client);
     assert_eq!(
         enable(l, WSK_EVENT_ACCEPT),
         STATUS_INVALID_DEVICE_STATE,
@@ -191,11 +196,36 @@ fn event_listener(client: &Client) -> (*mut WSK_SOCKET, std::net::SocketAddr) {
     (l, local_address(l))
 }
 
+/// The socket of the first thing seen, which must be an accept.
+fn accepted(s: &[Seen]) -> *mut WSK_SOCKET {
+    let Seen::Accepted(socket) = s[0] else {
+        panic!("{s:?}")
+    };
+    socket as *mut WSK_SOCKET
+}
+
+/// An event listener with accept and receive events, a std peer connected to it that sent `data`, and the
+/// accepted socket once data was indicated: (listener, peer, accepted socket).
+fn accepted_with_data(
+    client: &Client,
+    data: &[u8],
+) -> (*mut WSK_SOCKET, TcpStream, *mut WSK_SOCKET) {
+    let (l, addr) = event_listener(client);
+    assert_eq!(
+        enable(l, WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE),
+        STATUS_SUCCESS
+    );
+    let mut peer = TcpStream::connect(addr).unwrap();
+    peer.write_all(data).unwrap();
+    let s = wait_for(|s| s.iter().any(|e| matches!(e, Seen::Data(_))));
+    (l, peer, accepted(&s))
+}
+
 #[test]
 fn accept_receive_disconnect_events() {
     let _sim = wsk_sim::exclusive();
     fresh(STATUS_SUCCESS);
-    {
+    scenario(|| {
         let client = Client::new();
         let (l, addr) = event_listener(&client);
         assert_eq!(
@@ -209,9 +239,7 @@ fn accept_receive_disconnect_events() {
         peer.write_all(b"event data").unwrap();
         peer.shutdown(std::net::Shutdown::Write).unwrap();
         let s = wait_for(|s| s.contains(&Seen::Disconnected(0)));
-        let Seen::Accepted(socket) = s[0] else {
-            panic!("{s:?}")
-        };
+        let c = accepted(&s);
         let data: Vec<u8> = s
             .iter()
             .filter_map(|e| {
@@ -224,7 +252,6 @@ fn accept_receive_disconnect_events() {
             .flatten()
             .collect();
         assert_eq!(data, b"event data");
-        let c = socket as *mut WSK_SOCKET;
         // The socket is usable: send through it.
         assert_eq!(send(c, b"reply"), (STATUS_SUCCESS, 5));
         let mut got = [0_u8; 5];
@@ -233,15 +260,14 @@ fn accept_receive_disconnect_events() {
         close(c);
         close(l);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]
 fn refused_connection_is_reset() {
     let _sim = wsk_sim::exclusive();
     fresh(STATUS_REQUEST_NOT_ACCEPTED);
-    {
+    scenario(|| {
         let client = Client::new();
         let (l, addr) = event_listener(&client);
         assert_eq!(enable(l, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
@@ -251,28 +277,16 @@ fn refused_connection_is_reset() {
         assert!(matches!(peer.read(&mut buf), Err(_) | Ok(0)));
         close(l);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]
 fn kept_indications_must_be_released() {
     let _sim = wsk_sim::exclusive();
     fresh(STATUS_PENDING);
-    {
+    scenario(|| {
         let client = Client::new();
-        let (l, addr) = event_listener(&client);
-        assert_eq!(
-            enable(l, WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE),
-            STATUS_SUCCESS
-        );
-        let mut peer = TcpStream::connect(addr).unwrap();
-        peer.write_all(b"kept").unwrap();
-        let s = wait_for(|s| s.iter().any(|e| matches!(e, Seen::Data(_))));
-        let Seen::Accepted(socket) = s[0] else {
-            panic!("{s:?}")
-        };
-        let c = socket as *mut WSK_SOCKET;
+        let (l, mut peer, c) = accepted_with_data(&client, b"kept");
         assert_eq!(wsk_sim::counts().indications_held, 1);
         let kept = KEPT.lock().unwrap().pop().unwrap();
         assert_eq!(
@@ -293,41 +307,28 @@ fn kept_indications_must_be_released() {
         expect_violation(Rule::IndicationNotReleased);
         close(l);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]
 fn data_not_accepted_stays_for_wsk_receive() {
     let _sim = wsk_sim::exclusive();
     fresh(0xC000_021B_u32 as i32); // STATUS_DATA_NOT_ACCEPTED
-    {
+    scenario(|| {
         let client = Client::new();
-        let (l, addr) = event_listener(&client);
-        assert_eq!(
-            enable(l, WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE),
-            STATUS_SUCCESS
-        );
-        let mut peer = TcpStream::connect(addr).unwrap();
-        peer.write_all(b"pull me").unwrap();
-        let s = wait_for(|s| s.iter().any(|e| matches!(e, Seen::Data(_))));
-        let Seen::Accepted(socket) = s[0] else {
-            panic!("{s:?}")
-        };
-        let c = socket as *mut WSK_SOCKET;
+        let (l, _peer, c) = accepted_with_data(&client, b"pull me");
         assert_eq!(receive(c, 64), (STATUS_SUCCESS, b"pull me".to_vec()));
         close(c);
         close(l);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]
 fn receive_from_events() {
     let _sim = wsk_sim::exclusive();
     fresh(STATUS_SUCCESS);
-    {
+    scenario(|| {
         let client = Client::new();
         let d = client
             .socket_with(
@@ -363,15 +364,14 @@ fn receive_from_events() {
         assert_eq!(seen().len(), 2);
         close(d);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]
 fn static_event_callbacks() {
     let _sim = wsk_sim::exclusive();
     fresh(STATUS_SUCCESS);
-    {
+    scenario(|| {
         let client = Client::new();
         let mut control = EventControl {
             npi_id: std::ptr::null(),
@@ -390,27 +390,15 @@ fn static_event_callbacks() {
             )
         };
         assert_eq!(r, STATUS_SUCCESS);
-        let l = client
-            .socket_with(
-                AF_INET,
-                SOCK_STREAM,
-                IPPROTO_TCP,
-                WSK_FLAG_LISTEN_SOCKET,
-                null_mut(),
-                (&raw const LISTEN_EVENTS).cast(),
-            )
-            .unwrap();
+        let l = listen_socket_with_events(&client);
         assert_eq!(bind(l, loopback(AF_INET, 0)), STATUS_SUCCESS);
         let mut peer = TcpStream::connect(local_address(l)).unwrap();
         let s = wait_for(|s| !s.is_empty());
-        let Seen::Accepted(socket) = s[0] else {
-            panic!("{s:?}")
-        };
+        let c = accepted(&s);
         peer.write_all(b"static").unwrap();
         wait_for(|s| s.contains(&Seen::Data(b"static".to_vec())));
-        close(socket as *mut WSK_SOCKET);
+        close(c);
         close(l);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }

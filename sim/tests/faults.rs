@@ -22,15 +22,7 @@ use wsk_sys::*;
 /// A careful client: register, capture, listen, accept one connection, receive, close, tear down; each
 /// step's failure unwinds what was set up. Returns whether it got all the way.
 fn careful_client(port_out: &mut Option<u16>) -> bool {
-    let dispatch = WSK_CLIENT_DISPATCH {
-        Version: WSK_VERSION_1_0,
-        Reserved: 0,
-        WskClientEvent: None,
-    };
-    let mut client_npi = WSK_CLIENT_NPI {
-        ClientContext: null_mut(),
-        Dispatch: &dispatch,
-    };
+    let mut client_npi = client_npi();
     let mut reg: Box<WSK_REGISTRATION> = Box::new(unsafe { std::mem::zeroed() });
     if unsafe { WskRegister(&mut client_npi, &mut *reg) } != STATUS_SUCCESS {
         return false;
@@ -56,21 +48,7 @@ fn with_npi(npi: &WSK_PROVIDER_NPI, port_out: &mut Option<u16>) -> bool {
     }
     let req = Req::new();
     unsafe { IoFreeIrp(irp) };
-    let r = unsafe {
-        ((*npi.Dispatch).WskSocket)(
-            npi.Client,
-            AF_INET,
-            SOCK_STREAM,
-            IPPROTO_TCP,
-            WSK_FLAG_LISTEN_SOCKET,
-            null_mut(),
-            std::ptr::null(),
-            null_mut(),
-            null_mut(),
-            null_mut(),
-            req.irp,
-        )
-    };
+    let r = start_listen_socket(npi, req.irp);
     let Some((STATUS_SUCCESS, info)) = req.wait_ms(r, 5000) else {
         return false;
     };
@@ -94,17 +72,7 @@ fn serve(l: *mut WSK_SOCKET, port_out: &mut Option<u16>) -> bool {
         let _ = s.write_all(b"x");
     });
     let req = Req::new();
-    let r = unsafe {
-        (listen(l).WskAccept)(
-            l,
-            0,
-            null_mut(),
-            std::ptr::null(),
-            null_mut(),
-            null_mut(),
-            req.irp,
-        )
-    };
+    let r = start_accept(l, &req, null_mut(), null_mut());
     let accepted = req.wait_ms(r, 5000);
     let ok = match accepted {
         Some((STATUS_SUCCESS, info)) => {
@@ -181,7 +149,7 @@ fn sweep_every_point_of_a_careful_client() {
 #[test]
 fn fail_without_completing_is_like_a_wine_stub() {
     let _sim = wsk_sim::exclusive();
-    {
+    scenario(|| {
         let client = Client::new();
         let l = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
         faults::set_plan(Plan::new().with(
@@ -197,14 +165,13 @@ fn fail_without_completing_is_like_a_wine_stub() {
         assert_eq!(wsk_sim::counts().irps_pending, 0);
         close(l);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]
 fn forced_close_kills_the_socket() {
     let _sim = wsk_sim::exclusive();
-    {
+    scenario(|| {
         let client = Client::new();
         let l = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
         faults::set_plan(Plan::new().with(
@@ -220,14 +187,13 @@ fn forced_close_kills_the_socket() {
         );
         assert_eq!(close(l), STATUS_SUCCESS, "close still works");
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]
 fn never_complete_until_close_or_cancel() {
     let _sim = wsk_sim::exclusive();
-    {
+    scenario(|| {
         let client = Client::new();
         let (l, addr) = listener(&client, AF_INET);
         let _peer = TcpStream::connect(addr).unwrap();
@@ -237,17 +203,7 @@ fn never_complete_until_close_or_cancel() {
             Fault::NeverComplete,
         ));
         let req = Req::new();
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
+        let r = start_accept(l, &req, null_mut(), null_mut());
         assert_eq!(r, STATUS_PENDING);
         assert!(
             req.wait_ms(r, 30).is_none(),
@@ -258,30 +214,19 @@ fn never_complete_until_close_or_cancel() {
 
         let mut req = req;
         req.reuse();
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
+        let r = start_accept(l, &req, null_mut(), null_mut());
         assert_eq!(r, STATUS_PENDING);
         close(l);
         assert_eq!(req.wait(r), (STATUS_CANCELLED, 0));
         drop(req);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]
 fn cancel_fault_and_per_call_completion_modes() {
     let _sim = wsk_sim::exclusive();
-    {
+    scenario(|| {
         let client = Client::new();
         faults::set_plan(
             Plan::new()
@@ -307,8 +252,7 @@ fn cancel_fault_and_per_call_completion_modes() {
         close(l);
         drop(req);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]
@@ -322,15 +266,7 @@ fn random_faults_are_reproducible() {
         ));
         for _ in 0..30 {
             let mut reg: Box<WSK_REGISTRATION> = Box::new(unsafe { std::mem::zeroed() });
-            let dispatch = WSK_CLIENT_DISPATCH {
-                Version: WSK_VERSION_1_0,
-                Reserved: 0,
-                WskClientEvent: None,
-            };
-            let mut npi = WSK_CLIENT_NPI {
-                ClientContext: null_mut(),
-                Dispatch: &dispatch,
-            };
+            let mut npi = client_npi();
             if unsafe { WskRegister(&mut npi, &mut *reg) } == STATUS_SUCCESS {
                 unsafe { WskDeregister(&mut *reg) };
             }
@@ -347,7 +283,7 @@ fn random_faults_are_reproducible() {
 #[test]
 fn never_completing_wsk_socket_is_cancellable() {
     let _sim = wsk_sim::exclusive();
-    {
+    scenario(|| {
         let client = Client::new();
         faults::set_plan(Plan::new().with(
             Point::Routine("WskSocket"),
@@ -355,27 +291,12 @@ fn never_completing_wsk_socket_is_cancellable() {
             Fault::NeverComplete,
         ));
         let req = Req::new();
-        let r = unsafe {
-            ((*client.npi.Dispatch).WskSocket)(
-                client.npi.Client,
-                AF_INET,
-                SOCK_STREAM,
-                IPPROTO_TCP,
-                WSK_FLAG_LISTEN_SOCKET,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
+        let r = start_listen_socket(&client.npi, req.irp);
         assert_eq!(r, STATUS_PENDING);
         assert!(req.wait_ms(r, 20).is_none());
         assert_eq!(unsafe { IoCancelIrp(req.irp) }, 1);
         assert_eq!(req.wait(r), (STATUS_CANCELLED, 0));
         drop(req);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }

@@ -111,22 +111,12 @@ fn irp_layout_matches_windows() {
 #[test]
 fn irp_rules_free_while_pending_and_missing_completion_routine() {
     let _sim = wsk_sim::exclusive();
-    {
+    scenario(|| {
         let client = Client::new();
         let (l, _) = listener(&client, AF_INET);
         // Freed while the provider holds it: a violation; the IRP is kept until close completes it.
         let req = Req::new();
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
+        let r = start_accept(l, &req, null_mut(), null_mut());
         assert_eq!(r, STATUS_PENDING);
         drop(req);
         expect_violation(Rule::IrpFreedWhilePending);
@@ -159,8 +149,7 @@ fn irp_rules_free_while_pending_and_missing_completion_routine() {
         unsafe { IoFreeIrp(irp) };
         drop(req);
         client.shutdown();
-    }
-    assert_clean();
+    });
 }
 
 #[test]

@@ -18,9 +18,27 @@ use common::*;
 use wsk_sim::Rule;
 use wsk_sys::*;
 
-fn scenario(f: impl FnOnce()) {
-    f();
-    assert_clean();
+/// Issues WskReceiveFrom on datagram socket `d` (no flags, no control buffer), without waiting.
+fn start_receive_from(
+    d: *mut WSK_SOCKET,
+    wb: &mut WSK_BUF,
+    from: &mut SOCKADDR_STORAGE_SMALL,
+    control_length: &mut u32,
+    control_flags: &mut u32,
+    req: &Req,
+) -> NTSTATUS {
+    unsafe {
+        (dgram(d).WskReceiveFrom)(
+            d,
+            wb,
+            0,
+            sa(from),
+            control_length,
+            null_mut(),
+            control_flags,
+            req.irp,
+        )
+    }
 }
 
 fn datagram_round_trip(family: u16) {
@@ -37,18 +55,14 @@ fn datagram_round_trip(family: u16) {
         let mut wb = buf.wsk(64);
         let mut from = SOCKADDR_STORAGE_SMALL { bytes: [0; 32] };
         let (mut control_length, mut control_flags) = (99_u32, 99_u32);
-        let r = unsafe {
-            (dgram(d).WskReceiveFrom)(
-                d,
-                &mut wb,
-                0,
-                sa(&mut from),
-                &mut control_length,
-                null_mut(),
-                &mut control_flags,
-                req.irp,
-            )
-        };
+        let r = start_receive_from(
+            d,
+            &mut wb,
+            &mut from,
+            &mut control_length,
+            &mut control_flags,
+            &req,
+        );
         assert_eq!(r, STATUS_PENDING);
         peer.send_to(b"ping", addr).unwrap();
         assert_eq!(req.wait(r), (STATUS_SUCCESS, 4));
@@ -72,18 +86,14 @@ fn datagram_round_trip(family: u16) {
         let mut req = req;
         req.reuse();
         let mut wb = buf.wsk(4);
-        let r = unsafe {
-            (dgram(d).WskReceiveFrom)(
-                d,
-                &mut wb,
-                0,
-                sa(&mut from),
-                &mut control_length,
-                null_mut(),
-                &mut control_flags,
-                req.irp,
-            )
-        };
+        let r = start_receive_from(
+            d,
+            &mut wb,
+            &mut from,
+            &mut control_length,
+            &mut control_flags,
+            &req,
+        );
         peer.send_to(b"too long for four", addr).unwrap();
         assert_eq!(req.wait(r), (STATUS_SUCCESS, 4));
         assert_eq!(control_flags, 0x100);
@@ -92,17 +102,7 @@ fn datagram_round_trip(family: u16) {
     });
 }
 
-#[test]
-fn datagram_v4() {
-    let _sim = wsk_sim::exclusive();
-    datagram_round_trip(AF_INET);
-}
-
-#[test]
-fn datagram_v6() {
-    let _sim = wsk_sim::exclusive();
-    datagram_round_trip(AF_INET6);
-}
+per_family!(datagram_round_trip: datagram_v4, datagram_v6);
 
 #[test]
 fn datagram_send_before_bind_is_refused() {
@@ -139,19 +139,7 @@ fn stream_both_ways(family: u16) {
             c.read_exact(&mut back).unwrap();
             back
         });
-        let areq = Req::new();
-        let r = unsafe {
-            (stream(s).WskAccept)(
-                s,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                areq.irp,
-            )
-        };
-        let c = areq.wait(r).1 as *mut WSK_SOCKET;
+        let c = accept_with(s, unsafe { stream(s).WskAccept });
         let got = receive_all(c, 6);
         assert_eq!(got, b"stream");
         let req = Req::new();
@@ -196,17 +184,7 @@ fn receive_all(s: *mut WSK_SOCKET, n: usize) -> Vec<u8> {
     out
 }
 
-#[test]
-fn stream_v4() {
-    let _sim = wsk_sim::exclusive();
-    stream_both_ways(AF_INET);
-}
-
-#[test]
-fn stream_v6() {
-    let _sim = wsk_sim::exclusive();
-    stream_both_ways(AF_INET6);
-}
+per_family!(stream_both_ways: stream_v4, stream_v6);
 
 #[test]
 fn stream_listen_before_bind() {
@@ -321,17 +299,7 @@ fn options_before_bind_only() {
         let _v4 = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let req = Req::new();
         let mut remote = SOCKADDR_STORAGE_SMALL { bytes: [0; 32] };
-        let r = unsafe {
-            (listen(l6).WskAccept)(
-                l6,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                sa(&mut remote),
-                req.irp,
-            )
-        };
+        let r = start_accept(l6, &req, null_mut(), sa(&mut remote));
         let c = req.wait(r).1 as *mut WSK_SOCKET;
         assert_eq!(
             u16::from_ne_bytes([remote.bytes[0], remote.bytes[1]]),

@@ -16,12 +16,6 @@ use std::ptr::null_mut;
 use std::time::Duration;
 
 use common::*;
-
-/// Runs `f`, then checks that everything it created is gone (its locals are dropped by then).
-fn scenario(f: impl FnOnce()) {
-    f();
-    assert_clean();
-}
 use wsk_sim::{Completion, Config, Rule};
 use wsk_sys::*;
 
@@ -36,17 +30,7 @@ fn serve_one(family: u16) {
         let req = Req::new();
         let mut local = SOCKADDR_STORAGE_SMALL { bytes: [0; 32] };
         let mut remote = SOCKADDR_STORAGE_SMALL { bytes: [0; 32] };
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                sa(&mut local),
-                sa(&mut remote),
-                req.irp,
-            )
-        };
+        let r = start_accept(l, &req, sa(&mut local), sa(&mut remote));
         assert_eq!(r, STATUS_PENDING, "nobody connected yet: accept must pend");
 
         let peer = std::thread::spawn(move || {
@@ -71,9 +55,7 @@ fn serve_one(family: u16) {
         assert_eq!(send(c, &data.to_ascii_uppercase()), (STATUS_SUCCESS, 9));
 
         // Graceful disconnect, then close: the peer sees EOF, not a reset.
-        let req = Req::new();
-        let r = unsafe { (conn(c).WskDisconnect)(c, null_mut(), 0, req.irp) };
-        assert_eq!(req.wait(r).0, STATUS_SUCCESS);
+        assert_eq!(disconnect(c), STATUS_SUCCESS);
         let (peer_addr, rest) = peer.join().unwrap();
         assert!(rest.is_empty());
         assert_eq!(parse(&remote), peer_addr);
@@ -84,17 +66,7 @@ fn serve_one(family: u16) {
     });
 }
 
-#[test]
-fn listen_accept_receive_send_v4() {
-    let _sim = wsk_sim::exclusive();
-    serve_one(AF_INET);
-}
-
-#[test]
-fn listen_accept_receive_send_v6() {
-    let _sim = wsk_sim::exclusive();
-    serve_one(AF_INET6);
-}
+per_family!(serve_one: listen_accept_receive_send_v4, listen_accept_receive_send_v6);
 
 #[test]
 fn listen_works_in_every_completion_mode() {
@@ -129,10 +101,7 @@ fn connect_one(family: u16) {
         let client = Client::new();
         let c = client.socket(family, WSK_FLAG_CONNECTION_SOCKET);
         assert_eq!(bind(c, loopback(family, 0)), STATUS_SUCCESS);
-        let req = Req::new();
-        let mut to = sockaddr(target);
-        let r = unsafe { (conn(c).WskConnect)(c, sa(&mut to), 0, req.irp) };
-        assert_eq!(req.wait(r).0, STATUS_SUCCESS);
+        assert_eq!(connect(c, target), STATUS_SUCCESS);
 
         let req = Req::new();
         let mut peer = SOCKADDR_STORAGE_SMALL { bytes: [0; 32] };
@@ -142,9 +111,7 @@ fn connect_one(family: u16) {
 
         assert_eq!(send(c, b"ping"), (STATUS_SUCCESS, 4));
         assert_eq!(receive(c, 16), (STATUS_SUCCESS, b"ping".to_vec()));
-        let req = Req::new();
-        let r = unsafe { (conn(c).WskDisconnect)(c, null_mut(), 0, req.irp) };
-        assert_eq!(req.wait(r).0, STATUS_SUCCESS);
+        assert_eq!(disconnect(c), STATUS_SUCCESS);
         assert!(echo.join().unwrap().is_empty());
         // The peer closed too: a receive returns 0 bytes (graceful close).
         assert_eq!(receive(c, 16), (STATUS_SUCCESS, Vec::new()));
@@ -153,17 +120,7 @@ fn connect_one(family: u16) {
     });
 }
 
-#[test]
-fn connect_send_receive_v4() {
-    let _sim = wsk_sim::exclusive();
-    connect_one(AF_INET);
-}
-
-#[test]
-fn connect_send_receive_v6() {
-    let _sim = wsk_sim::exclusive();
-    connect_one(AF_INET6);
-}
+per_family!(connect_one: connect_send_receive_v4, connect_send_receive_v6);
 
 #[test]
 fn connect_before_bind_is_invalid_device_state() {
@@ -171,10 +128,10 @@ fn connect_before_bind_is_invalid_device_state() {
     scenario(|| {
         let client = Client::new();
         let c = client.socket(AF_INET, WSK_FLAG_CONNECTION_SOCKET);
-        let req = Req::new();
-        let mut to = sockaddr(loopback(AF_INET, 9));
-        let r = unsafe { (conn(c).WskConnect)(c, sa(&mut to), 0, req.irp) };
-        assert_eq!(req.wait(r).0, STATUS_INVALID_DEVICE_STATE);
+        assert_eq!(
+            connect(c, loopback(AF_INET, 9)),
+            STATUS_INVALID_DEVICE_STATE
+        );
         expect_violation(Rule::ConnectBeforeBind);
         close(c);
         client.shutdown();
@@ -186,18 +143,14 @@ fn connection_refused() {
     let _sim = wsk_sim::exclusive();
     scenario(|| {
         // A port nobody listens on: bind a listener, note its port, drop it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let client = Client::new();
         let c = client.socket(AF_INET, WSK_FLAG_CONNECTION_SOCKET);
         assert_eq!(bind(c, loopback(AF_INET, 0)), STATUS_SUCCESS);
-        let req = Req::new();
-        let mut to = sockaddr(loopback(AF_INET, port));
-        let r = unsafe { (conn(c).WskConnect)(c, sa(&mut to), 0, req.irp) };
-        assert_eq!(req.wait(r).0, STATUS_CONNECTION_REFUSED);
+        assert_eq!(
+            connect(c, loopback(AF_INET, port)),
+            STATUS_CONNECTION_REFUSED
+        );
         close(c);
         client.shutdown();
     });
@@ -224,19 +177,7 @@ fn close_without_disconnect_resets_the_connection() {
         let client = Client::new();
         let (l, addr) = listener(&client, AF_INET);
         let mut peer = TcpStream::connect(addr).unwrap();
-        let req = Req::new();
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
-        let c = req.wait(r).1 as *mut WSK_SOCKET;
+        let c = accept(l);
         close(c);
         let mut buf = [0_u8; 1];
         let err = peer.read(&mut buf).unwrap_err();
@@ -253,19 +194,7 @@ fn pending_receive_cancelled_by_io_cancel_irp_on_windows() {
         let client = Client::new();
         let (l, addr) = listener(&client, AF_INET);
         let _peer = TcpStream::connect(addr).unwrap();
-        let req = Req::new();
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
-        let c = req.wait(r).1 as *mut WSK_SOCKET;
+        let c = accept(l);
 
         let rreq = Req::new();
         let buf = Buf::new(16);
@@ -281,7 +210,7 @@ fn pending_receive_cancelled_by_io_cancel_irp_on_windows() {
         assert_eq!(rreq.wait(r), (STATUS_CANCELLED, 0));
         close(c);
         close(l);
-        drop((rreq, buf, req));
+        drop((rreq, buf));
         client.shutdown();
     });
 }
@@ -293,24 +222,10 @@ fn pending_accept_ignores_cancel_under_wine_and_close_completes_it() {
         wsk_sim::configure(Config::wine());
         let client = Client::new();
         let l = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         assert_eq!(bind(l, loopback(AF_INET, port)), STATUS_SUCCESS);
         let req = Req::new();
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
+        let r = start_accept(l, &req, null_mut(), null_mut());
         assert_eq!(r, STATUS_PENDING);
         assert_eq!(
             unsafe { IoCancelIrp(req.irp) },
@@ -382,30 +297,10 @@ fn parallel_accept_is_a_violation() {
         let client = Client::new();
         let (l, _) = listener(&client, AF_INET);
         let first = Req::new();
-        let r1 = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                first.irp,
-            )
-        };
+        let r1 = start_accept(l, &first, null_mut(), null_mut());
         assert_eq!(r1, STATUS_PENDING);
         let second = Req::new();
-        let r2 = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                second.irp,
-            )
-        };
+        let r2 = start_accept(l, &second, null_mut(), null_mut());
         assert_eq!(second.wait(r2).0, STATUS_INVALID_DEVICE_STATE);
         expect_violation(Rule::ParallelAccept);
         close(l);
@@ -437,19 +332,7 @@ fn wsk_buf_past_its_mdl_is_refused() {
         let client = Client::new();
         let (l, addr) = listener(&client, AF_INET);
         let _peer = TcpStream::connect(addr).unwrap();
-        let req = Req::new();
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
-        let c = req.wait(r).1 as *mut WSK_SOCKET;
+        let c = accept(l);
 
         let buf = Buf::new(8);
         let mut wb = WSK_BUF {
@@ -463,7 +346,7 @@ fn wsk_buf_past_its_mdl_is_refused() {
         expect_violation(Rule::WskBufOverrun);
         close(c);
         close(l);
-        drop((buf, sreq, req));
+        drop((buf, sreq));
         client.shutdown();
     });
 }
@@ -475,19 +358,7 @@ fn unbuilt_mdl_is_a_violation() {
         let client = Client::new();
         let (l, addr) = listener(&client, AF_INET);
         let mut peer = TcpStream::connect(addr).unwrap();
-        let req = Req::new();
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
-        let c = req.wait(r).1 as *mut WSK_SOCKET;
+        let c = accept(l);
         let buf = Buf::from(b"abc");
         unsafe { mm_initialize_mdl(buf.mdl, buf.mem.cast(), 3) }; // undoes MmBuildMdlForNonPagedPool
         let mut wb = buf.wsk(3);
@@ -503,7 +374,7 @@ fn unbuilt_mdl_is_a_violation() {
         peer.read_exact(&mut got).unwrap();
         close(c);
         close(l);
-        drop((buf, sreq, req));
+        drop((buf, sreq));
         client.shutdown();
     });
 }
@@ -523,19 +394,7 @@ fn large_transfer_both_ways() {
             s.read_exact(&mut back).unwrap();
             assert_eq!(back, data);
         });
-        let req = Req::new();
-        let r = unsafe {
-            (listen(l).WskAccept)(
-                l,
-                0,
-                null_mut(),
-                std::ptr::null(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
-        let c = req.wait(r).1 as *mut WSK_SOCKET;
+        let c = accept(l);
         let mut all = Vec::with_capacity(N);
         while all.len() < N {
             let (status, chunk) = receive(c, 65536);
@@ -548,7 +407,6 @@ fn large_transfer_both_ways() {
         peer.join().unwrap();
         close(c);
         close(l);
-        drop(req);
         client.shutdown();
     });
 }
@@ -602,19 +460,7 @@ fn many_connections_in_parallel() {
             .collect();
         let mut conns = Vec::new();
         for _ in 0..16 {
-            let req = Req::new();
-            let r = unsafe {
-                (listen(l).WskAccept)(
-                    l,
-                    0,
-                    null_mut(),
-                    std::ptr::null(),
-                    null_mut(),
-                    null_mut(),
-                    req.irp,
-                )
-            };
-            conns.push(req.wait(r).1 as *mut WSK_SOCKET);
+            conns.push(accept(l));
         }
         for &c in &conns {
             let mut got = Vec::new();

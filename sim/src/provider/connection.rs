@@ -75,6 +75,20 @@ pub(super) unsafe fn transfer(
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// One [`transfer`] on `socket`'s host socket; None when the socket has none any more.
+///
+/// # Safety
+/// As for [`transfer`].
+unsafe fn transfer_on(
+    socket: &Socket,
+    segments: &Segments,
+    skip: usize,
+    send: bool,
+) -> Option<io::Result<usize>> {
+    // SAFETY: forwarded caller guarantee.
+    socket.with_os(|os| unsafe { transfer(os.as_raw_fd(), segments, skip, send) })
+}
+
 /// Sends a whole buffer.
 pub(super) struct SendTask {
     pub(super) socket: Arc<Socket>,
@@ -93,12 +107,9 @@ impl IoTask for SendTask {
             if self.sent == total {
                 return Attempt::Done(STATUS_SUCCESS, total);
             }
-            let segments = &self.segments;
-            let sent = self.sent;
             // SAFETY: the segments are the client's buffer, held until completion.
-            let Some(result) = self
-                .socket
-                .with_os(|os| unsafe { transfer(os.as_raw_fd(), segments, sent, true) })
+            let Some(result) =
+                (unsafe { transfer_on(&self.socket, &self.segments, self.sent, true) })
             else {
                 return Attempt::Done(STATUS_INVALID_DEVICE_STATE, 0);
             };
@@ -128,12 +139,9 @@ impl IoTask for ReceiveTask {
     fn attempt(&mut self) -> Attempt {
         let total = self.segments.total;
         loop {
-            let segments = &self.segments;
-            let received = self.received;
             // SAFETY: the segments are the client's buffer, held until completion.
-            let Some(result) = self
-                .socket
-                .with_os(|os| unsafe { transfer(os.as_raw_fd(), segments, received, false) })
+            let Some(result) =
+                (unsafe { transfer_on(&self.socket, &self.segments, self.received, false) })
             else {
                 return Attempt::Done(STATUS_INVALID_DEVICE_STATE, 0);
             };
@@ -215,6 +223,53 @@ fn require_connected(socket: &Socket, call: &str) -> Result<(), NTSTATUS> {
     Ok(())
 }
 
+/// What WskSend and WskReceive check first: flags other than `known` are a [`Rule::ReservedFlags`]
+/// violation (`unknown` says how, in the message), the socket must be connected and the buffer given; then
+/// the buffer's segments.
+///
+/// # Safety
+/// `buffer` must be NULL or as [`mdl::resolve`] requires.
+unsafe fn connected_buffer(
+    socket: &Socket,
+    buffer: *mut WSK_BUF,
+    flags: u32,
+    known: u32,
+    call: &str,
+    unknown: &str,
+) -> Result<Segments, NTSTATUS> {
+    if flags & !known != 0 {
+        violation(
+            Rule::ReservedFlags,
+            format!("{call}: {unknown} flags {flags:#x}"),
+        );
+    }
+    require_connected(socket, call)?;
+    // SAFETY: forwarded caller guarantee.
+    unsafe { super::client_buffer(buffer, call) }
+}
+
+/// WskConnect and WskListen need a bound socket that is neither connected nor listening: otherwise a
+/// violation (of [`Rule::ConnectBeforeBind`] with the message `before_bind`, or of [`Rule::WrongSocketState`]
+/// with `busy`) and STATUS_INVALID_DEVICE_STATE.
+pub(super) fn require_bound_idle(
+    socket: &Socket,
+    before_bind: impl FnOnce() -> String,
+    busy: impl FnOnce() -> String,
+) -> Result<(), NTSTATUS> {
+    let state = socket.lock();
+    if !state.bound {
+        drop(state);
+        violation(Rule::ConnectBeforeBind, before_bind());
+        return Err(STATUS_INVALID_DEVICE_STATE);
+    }
+    if state.connected || state.listening {
+        drop(state);
+        violation(Rule::WrongSocketState, busy());
+        return Err(STATUS_INVALID_DEVICE_STATE);
+    }
+    Ok(())
+}
+
 /// The connect step shared by WskConnect and WskConnectEx.
 ///
 /// # Safety
@@ -226,33 +281,18 @@ unsafe fn connect(
     call: &'static str,
     then_send: Option<SendTask>,
 ) -> Outcome {
-    if flags != 0 {
-        violation(
-            Rule::ReservedFlags,
-            format!("{call}: Flags is reserved and must be 0, got {flags:#x}"),
-        );
-    }
-    {
-        let state = socket.lock();
-        if !state.bound {
-            drop(state);
-            violation(
-                Rule::ConnectBeforeBind,
-                format!("{call} on socket #{} before WskBind", socket.id),
-            );
-            return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
-        }
-        if state.connected || state.listening {
-            drop(state);
-            violation(
-                Rule::WrongSocketState,
-                format!(
-                    "{call} on socket #{}, which is connected or listening",
-                    socket.id
-                ),
-            );
-            return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
-        }
+    super::check_reserved_flags(call, flags);
+    if let Err(status) = require_bound_idle(
+        socket,
+        || format!("{call} on socket #{} before WskBind", socket.id),
+        || {
+            format!(
+                "{call} on socket #{}, which is connected or listening",
+                socket.id
+            )
+        },
+    ) {
+        return Outcome::Done(status, 0);
     }
     // SAFETY: forwarded caller guarantee.
     let remote = match unsafe { addr::read(remote, socket.family, call) } {
@@ -330,32 +370,27 @@ pub(super) unsafe extern "system" fn wsk_send(
 ) -> NTSTATUS {
     // SAFETY: pointers from the client; the framework validates IRP and socket, `mdl::resolve` the buffer.
     unsafe {
-        request::on_socket("WskSend", handle, irp, false, |socket| {
-            if flags & !WSK_FLAG_NODELAY != 0 {
-                violation(
-                    Rule::ReservedFlags,
-                    format!("WskSend: unknown flags {flags:#x}"),
-                );
-            }
-            if let Err(status) = require_connected(socket, "WskSend") {
-                return Outcome::Done(status, 0);
-            }
-            if buffer.is_null() {
-                violation(
-                    Rule::WskBufOverrun,
-                    "WskSend with a NULL WSK_BUF".to_owned(),
-                );
-                return Outcome::Done(STATUS_INVALID_PARAMETER, 0);
-            }
-            match mdl::resolve(buffer, "WskSend") {
+        request::on_socket(
+            "WskSend",
+            handle,
+            irp,
+            false,
+            |socket| match connected_buffer(
+                socket,
+                buffer,
+                flags,
+                WSK_FLAG_NODELAY,
+                "WskSend",
+                "unknown",
+            ) {
                 Ok(segments) => Outcome::Io(Box::new(SendTask {
                     socket: Arc::clone(socket),
                     segments,
                     sent: 0,
                 })),
                 Err(status) => Outcome::Done(status, 0),
-            }
-        })
+            },
+        )
     }
 }
 
@@ -368,24 +403,19 @@ pub(super) unsafe extern "system" fn wsk_receive(
 ) -> NTSTATUS {
     // SAFETY: as for wsk_send.
     unsafe {
-        request::on_socket("WskReceive", handle, irp, false, |socket| {
-            if flags & !WSK_FLAG_WAITALL != 0 {
-                violation(
-                    Rule::ReservedFlags,
-                    format!("WskReceive: unsupported flags {flags:#x}"),
-                );
-            }
-            if let Err(status) = require_connected(socket, "WskReceive") {
-                return Outcome::Done(status, 0);
-            }
-            if buffer.is_null() {
-                violation(
-                    Rule::WskBufOverrun,
-                    "WskReceive with a NULL WSK_BUF".to_owned(),
-                );
-                return Outcome::Done(STATUS_INVALID_PARAMETER, 0);
-            }
-            match mdl::resolve(buffer, "WskReceive") {
+        request::on_socket(
+            "WskReceive",
+            handle,
+            irp,
+            false,
+            |socket| match connected_buffer(
+                socket,
+                buffer,
+                flags,
+                WSK_FLAG_WAITALL,
+                "WskReceive",
+                "unsupported",
+            ) {
                 Ok(segments) if segments.total == 0 => Outcome::Done(STATUS_SUCCESS, 0),
                 Ok(segments) => Outcome::Io(Box::new(ReceiveTask {
                     socket: Arc::clone(socket),
@@ -394,8 +424,8 @@ pub(super) unsafe extern "system" fn wsk_receive(
                     wait_all: flags & WSK_FLAG_WAITALL != 0,
                 })),
                 Err(status) => Outcome::Done(status, 0),
-            }
-        })
+            },
+        )
     }
 }
 
@@ -555,12 +585,7 @@ pub(super) unsafe extern "system" fn wsk_socket_connect(
             if let Err(status) = registration::check_client(client, "WskSocketConnect") {
                 return Outcome::Done(status, 0);
             }
-            if flags != 0 {
-                violation(
-                    Rule::ReservedFlags,
-                    format!("WskSocketConnect: Flags is reserved and must be 0, got {flags:#x}"),
-                );
-            }
+            super::check_reserved_flags("WskSocketConnect", flags);
             if socket_type != SOCK_STREAM || protocol != IPPROTO_TCP {
                 violation(
                     Rule::BadSocketParameters,

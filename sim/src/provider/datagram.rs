@@ -6,15 +6,15 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use wsk_sys::{
-    IRP, NTSTATUS, SOCKADDR, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER,
-    STATUS_NOT_SUPPORTED, STATUS_SUCCESS, WSK_BUF, WSK_SOCKET,
+    IRP, NTSTATUS, SOCKADDR, STATUS_INVALID_DEVICE_STATE, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+    WSK_BUF, WSK_SOCKET,
 };
 
 use super::addr;
 use super::request::{self, Attempt, IoTask, Outcome, Raw};
 use super::socket::Socket;
 use crate::account::{violation, Rule};
-use crate::kernel::mdl::{self, Segments};
+use crate::kernel::mdl::Segments;
 
 /// Windows' `MSG_TRUNC` (reported in WskReceiveFrom's ControlFlags when a datagram was cut short).
 const WINDOWS_MSG_TRUNC: u32 = 0x0100;
@@ -145,12 +145,7 @@ pub(super) unsafe extern "system" fn wsk_send_to(
     // and `mdl::resolve` the buffer.
     unsafe {
         request::on_socket("WskSendTo", handle, irp, false, |socket| {
-            if flags != 0 {
-                violation(
-                    Rule::ReservedFlags,
-                    format!("WskSendTo: Flags is reserved and must be 0, got {flags:#x}"),
-                );
-            }
+            super::check_reserved_flags("WskSendTo", flags);
             if let Err(status) = require_bound(socket, "WskSendTo") {
                 return Outcome::Done(status, 0);
             }
@@ -158,14 +153,7 @@ pub(super) unsafe extern "system" fn wsk_send_to(
                 Ok(a) => a,
                 Err(status) => return Outcome::Done(status, 0),
             };
-            if buffer.is_null() {
-                violation(
-                    Rule::WskBufOverrun,
-                    "WskSendTo with a NULL WSK_BUF".to_owned(),
-                );
-                return Outcome::Done(STATUS_INVALID_PARAMETER, 0);
-            }
-            match mdl::resolve(buffer, "WskSendTo") {
+            match super::client_buffer(buffer, "WskSendTo") {
                 Ok(segments) => Outcome::Io(Box::new(SendToTask {
                     socket: Arc::clone(socket),
                     segments,
@@ -193,23 +181,11 @@ pub(super) unsafe extern "system" fn wsk_receive_from(
     // SAFETY: as for wsk_send_to; the out-pointers are written at completion.
     unsafe {
         request::on_socket("WskReceiveFrom", handle, irp, false, |socket| {
-            if flags != 0 {
-                violation(
-                    Rule::ReservedFlags,
-                    format!("WskReceiveFrom: Flags is reserved and must be 0, got {flags:#x}"),
-                );
-            }
+            super::check_reserved_flags("WskReceiveFrom", flags);
             if let Err(status) = require_bound(socket, "WskReceiveFrom") {
                 return Outcome::Done(status, 0);
             }
-            if buffer.is_null() {
-                violation(
-                    Rule::WskBufOverrun,
-                    "WskReceiveFrom with a NULL WSK_BUF".to_owned(),
-                );
-                return Outcome::Done(STATUS_INVALID_PARAMETER, 0);
-            }
-            match mdl::resolve(buffer, "WskReceiveFrom") {
+            match super::client_buffer(buffer, "WskReceiveFrom") {
                 Ok(segments) => Outcome::Io(Box::new(ReceiveFromTask {
                     socket: Arc::clone(socket),
                     segments,

@@ -119,12 +119,7 @@ pub(super) unsafe extern "system" fn wsk_accept(
     // written at completion, while the client keeps them valid.
     unsafe {
         request::on_socket("WskAccept", handle, irp, false, |socket| {
-            if flags != 0 {
-                violation(
-                    Rule::ReservedFlags,
-                    format!("WskAccept: Flags is reserved and must be 0, got {flags:#x}"),
-                );
-            }
+            super::check_reserved_flags("WskAccept", flags);
             let mut state = socket.lock();
             if !state.listening {
                 drop(state);

@@ -34,7 +34,7 @@ use std::time::Duration;
 use wsk_sys::{
     IPPROTO_TCP, IPPROTO_UDP, IRP, NTSTATUS, SOCKADDR, SOCK_DGRAM, SOCK_STREAM,
     STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED,
-    STATUS_NOT_SUPPORTED, STATUS_SUCCESS, WSK_CLIENT, WSK_PROVIDER_BASIC_DISPATCH,
+    STATUS_NOT_SUPPORTED, STATUS_SUCCESS, WSK_BUF, WSK_CLIENT, WSK_PROVIDER_BASIC_DISPATCH,
     WSK_PROVIDER_CONNECTION_DISPATCH, WSK_PROVIDER_DATAGRAM_DISPATCH, WSK_PROVIDER_DISPATCH,
     WSK_PROVIDER_LISTEN_DISPATCH, WSK_PROVIDER_STREAM_DISPATCH, WSK_SOCKET, WSK_VERSION_1_0,
 };
@@ -42,6 +42,7 @@ use wsk_sys::{
 use crate::account::{violation, Rule};
 use crate::config;
 use crate::kernel::irql::{self, Frame};
+use crate::kernel::mdl::{self, Segments};
 use addr::Family;
 use request::Outcome;
 use socket::Kind;
@@ -205,6 +206,30 @@ fn host_socket(kind: Kind, family: Family, datagram: bool) -> std::io::Result<so
     Ok(os)
 }
 
+/// A Flags argument that must be 0: anything else is a [`Rule::ReservedFlags`] violation (the call goes on).
+fn check_reserved_flags(call: &str, flags: u32) {
+    if flags != 0 {
+        violation(
+            Rule::ReservedFlags,
+            format!("{call}: Flags is reserved and must be 0, got {flags:#x}"),
+        );
+    }
+}
+
+/// The client's WSK_BUF as segments of its buffer; a NULL one is a [`Rule::WskBufOverrun`] violation
+/// (STATUS_INVALID_PARAMETER).
+///
+/// # Safety
+/// `buffer` must be NULL or as [`mdl::resolve`] requires.
+unsafe fn client_buffer(buffer: *mut WSK_BUF, call: &str) -> Result<Segments, NTSTATUS> {
+    if buffer.is_null() {
+        violation(Rule::WskBufOverrun, format!("{call} with a NULL WSK_BUF"));
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: caller guarantee.
+    unsafe { mdl::resolve(buffer, call) }
+}
+
 /// `WskSocket`.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "system" fn wsk_socket(
@@ -283,12 +308,7 @@ unsafe extern "system" fn wsk_bind(
     // SAFETY: pointers from the client; the framework validates the IRP and socket, `addr::read` the address.
     unsafe {
         request::on_socket("WskBind", handle, irp, false, |socket| {
-            if flags != 0 {
-                violation(
-                    Rule::ReservedFlags,
-                    format!("WskBind: Flags is reserved and must be 0, got {flags:#x}"),
-                );
-            }
+            check_reserved_flags("WskBind", flags);
             if socket.lock().bound {
                 violation(
                     Rule::WrongSocketState,
@@ -381,31 +401,58 @@ unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IR
     }
 }
 
+/// WskGetLocalAddress and WskGetRemoteAddress: when `ready` holds for the socket's state, writes the address
+/// `get` reads from the host socket to `address`; STATUS_INVALID_DEVICE_STATE otherwise.
+///
+/// # Safety
+/// As for the routines: pointers from the client; `address` must have room for a SOCKADDR of the socket's
+/// family.
+unsafe fn get_address(
+    call: &'static str,
+    handle: *mut WSK_SOCKET,
+    address: *mut SOCKADDR,
+    irp: *mut IRP,
+    ready: fn(&socket::SockState) -> bool,
+    get: fn(&socket2::Socket) -> std::io::Result<socket2::SockAddr>,
+) -> NTSTATUS {
+    // SAFETY: pointers from the client; the framework validates IRP and socket; `address` is written with
+    // the socket family's SOCKADDR size, which the caller must provide.
+    unsafe {
+        request::on_socket(call, handle, irp, false, |socket| {
+            if !ready(&socket.lock()) {
+                return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
+            }
+            match socket
+                .with_os(get)
+                .and_then(|r| r.ok())
+                .and_then(|a| a.as_socket())
+            {
+                Some(found) => {
+                    addr::write(address, &found, None);
+                    Outcome::Done(STATUS_SUCCESS, 0)
+                }
+                None => Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0),
+            }
+        })
+    }
+}
+
 /// `WskGetLocalAddress`.
 unsafe extern "system" fn wsk_get_local_address(
     handle: *mut WSK_SOCKET,
     address: *mut SOCKADDR,
     irp: *mut IRP,
 ) -> NTSTATUS {
-    // SAFETY: pointers from the client; the framework validates IRP and socket; `address` is written with
-    // the socket family's SOCKADDR size, which the caller must provide.
+    // SAFETY: forwarded caller guarantee.
     unsafe {
-        request::on_socket("WskGetLocalAddress", handle, irp, false, |socket| {
-            if !socket.lock().bound {
-                return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
-            }
-            match socket
-                .with_os(|os| os.local_addr())
-                .and_then(|r| r.ok())
-                .and_then(|a| a.as_socket())
-            {
-                Some(local) => {
-                    addr::write(address, &local, None);
-                    Outcome::Done(STATUS_SUCCESS, 0)
-                }
-                None => Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0),
-            }
-        })
+        get_address(
+            "WskGetLocalAddress",
+            handle,
+            address,
+            irp,
+            |state| state.bound,
+            socket2::Socket::local_addr,
+        )
     }
 }
 
@@ -415,24 +462,16 @@ unsafe extern "system" fn wsk_get_remote_address(
     address: *mut SOCKADDR,
     irp: *mut IRP,
 ) -> NTSTATUS {
-    // SAFETY: as for wsk_get_local_address.
+    // SAFETY: forwarded caller guarantee.
     unsafe {
-        request::on_socket("WskGetRemoteAddress", handle, irp, false, |socket| {
-            if !socket.lock().connected {
-                return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
-            }
-            match socket
-                .with_os(|os| os.peer_addr())
-                .and_then(|r| r.ok())
-                .and_then(|a| a.as_socket())
-            {
-                Some(remote) => {
-                    addr::write(address, &remote, None);
-                    Outcome::Done(STATUS_SUCCESS, 0)
-                }
-                None => Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0),
-            }
-        })
+        get_address(
+            "WskGetRemoteAddress",
+            handle,
+            address,
+            irp,
+            |state| state.connected,
+            socket2::Socket::peer_addr,
+        )
     }
 }
 

@@ -6,7 +6,6 @@ use wsk_sys::{IRP, NTSTATUS, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, WSK_SO
 use super::addr;
 use super::events;
 use super::request::{self, Outcome};
-use crate::account::{violation, Rule};
 
 /// `WskListen`: only after WskBind, and not on a connected socket.
 pub(super) unsafe extern "system" fn wsk_listen(
@@ -16,27 +15,17 @@ pub(super) unsafe extern "system" fn wsk_listen(
     // SAFETY: pointers from the client; the framework validates them.
     unsafe {
         request::on_socket("WskListen", handle, irp, false, |socket| {
-            {
-                let state = socket.lock();
-                if !state.bound {
-                    drop(state);
-                    violation(
-                        Rule::ConnectBeforeBind,
-                        format!("WskListen on stream socket #{} before WskBind", socket.id),
-                    );
-                    return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
-                }
-                if state.connected || state.listening {
-                    drop(state);
-                    violation(
-                        Rule::WrongSocketState,
-                        format!(
-                            "WskListen on socket #{}, connected or listening already",
-                            socket.id
-                        ),
-                    );
-                    return Outcome::Done(STATUS_INVALID_DEVICE_STATE, 0);
-                }
+            if let Err(status) = super::connection::require_bound_idle(
+                socket,
+                || format!("WskListen on stream socket #{} before WskBind", socket.id),
+                || {
+                    format!(
+                        "WskListen on socket #{}, connected or listening already",
+                        socket.id
+                    )
+                },
+            ) {
+                return Outcome::Done(status, 0);
             }
             match socket.with_os(|os| os.listen(128)) {
                 Some(Ok(())) => {

@@ -164,25 +164,31 @@ impl Drop for Buf {
     }
 }
 
+/// The client dispatch table of every test client: WSK 1.0, no client events.
+pub static CLIENT_DISPATCH: WSK_CLIENT_DISPATCH = WSK_CLIENT_DISPATCH {
+    Version: WSK_VERSION_1_0,
+    Reserved: 0,
+    WskClientEvent: None,
+};
+
+/// A client NPI for WskRegister, with no context and [`CLIENT_DISPATCH`].
+pub fn client_npi() -> WSK_CLIENT_NPI {
+    WSK_CLIENT_NPI {
+        ClientContext: null_mut(),
+        Dispatch: &CLIENT_DISPATCH,
+    }
+}
+
 /// A registered WSK client with its NPI captured.
 pub struct Client {
     pub registration: Box<WSK_REGISTRATION>,
     pub npi: WSK_PROVIDER_NPI,
     _client_npi: Box<WSK_CLIENT_NPI>,
-    _dispatch: Box<WSK_CLIENT_DISPATCH>,
 }
 
 impl Client {
     pub fn new() -> Self {
-        let dispatch = Box::new(WSK_CLIENT_DISPATCH {
-            Version: WSK_VERSION_1_0,
-            Reserved: 0,
-            WskClientEvent: None,
-        });
-        let mut client_npi = Box::new(WSK_CLIENT_NPI {
-            ClientContext: null_mut(),
-            Dispatch: &*dispatch,
-        });
+        let mut client_npi = Box::new(client_npi());
         let mut registration: Box<WSK_REGISTRATION> = Box::new(unsafe { std::mem::zeroed() });
         assert_eq!(
             unsafe { WskRegister(&mut *client_npi, &mut *registration) },
@@ -198,7 +204,6 @@ impl Client {
             registration,
             npi,
             _client_npi: client_npi,
-            _dispatch: dispatch,
         }
     }
 
@@ -213,21 +218,7 @@ impl Client {
         dispatch: *const c_void,
     ) -> Result<*mut WSK_SOCKET, NTSTATUS> {
         let req = Req::new();
-        let r = unsafe {
-            ((*self.npi.Dispatch).WskSocket)(
-                self.npi.Client,
-                family,
-                ty,
-                proto,
-                flags,
-                ctx,
-                dispatch,
-                null_mut(),
-                null_mut(),
-                null_mut(),
-                req.irp,
-            )
-        };
+        let r = start_socket(&self.npi, family, ty, proto, flags, ctx, dispatch, req.irp);
         match req.wait_ms(r, 5000) {
             Some((STATUS_SUCCESS, info)) => Ok(info as *mut WSK_SOCKET),
             Some((status, _)) => Err(status),
@@ -252,6 +243,49 @@ impl Client {
             WskDeregister(&mut *reg);
         }
     }
+}
+
+/// Issues WskSocket through `npi` with `irp`, without waiting; returns what the call returned.
+#[allow(clippy::too_many_arguments)]
+pub fn start_socket(
+    npi: &WSK_PROVIDER_NPI,
+    family: u16,
+    ty: u16,
+    proto: u32,
+    flags: u32,
+    ctx: *mut c_void,
+    dispatch: *const c_void,
+    irp: *mut IRP,
+) -> NTSTATUS {
+    unsafe {
+        ((*npi.Dispatch).WskSocket)(
+            npi.Client,
+            family,
+            ty,
+            proto,
+            flags,
+            ctx,
+            dispatch,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            irp,
+        )
+    }
+}
+
+/// Issues WskSocket for an IPv4 TCP listen socket (no context, no events), without waiting.
+pub fn start_listen_socket(npi: &WSK_PROVIDER_NPI, irp: *mut IRP) -> NTSTATUS {
+    start_socket(
+        npi,
+        AF_INET,
+        SOCK_STREAM,
+        IPPROTO_TCP,
+        WSK_FLAG_LISTEN_SOCKET,
+        null_mut(),
+        std::ptr::null(),
+        irp,
+    )
 }
 
 /// Windows SOCKADDR bytes for `addr`.
@@ -387,6 +421,69 @@ pub fn set_option(s: *mut WSK_SOCKET, level: u32, code: u32, value: u32) -> NTST
     req.wait_ms(r, 5000).map_or(r, |x| x.0)
 }
 
+/// Issues WskAccept on listen socket `l` with `req`'s IRP (no context, no client events), without waiting;
+/// `local` and `remote` may be NULL.
+pub fn start_accept(
+    l: *mut WSK_SOCKET,
+    req: &Req,
+    local: *mut SOCKADDR,
+    remote: *mut SOCKADDR,
+) -> NTSTATUS {
+    unsafe { (listen(l).WskAccept)(l, 0, null_mut(), std::ptr::null(), local, remote, req.irp) }
+}
+
+/// WskAccept on listen socket `l`: waits for a connection and returns the accepted socket.
+pub fn accept(l: *mut WSK_SOCKET) -> *mut WSK_SOCKET {
+    accept_with(l, unsafe { listen(l).WskAccept })
+}
+
+/// WskAccept through `f`, the routine from the socket's own dispatch table; returns the accepted socket.
+pub fn accept_with(s: *mut WSK_SOCKET, f: PFN_WSK_ACCEPT) -> *mut WSK_SOCKET {
+    let req = Req::new();
+    let r = unsafe {
+        f(
+            s,
+            0,
+            null_mut(),
+            std::ptr::null(),
+            null_mut(),
+            null_mut(),
+            req.irp,
+        )
+    };
+    req.wait(r).1 as *mut WSK_SOCKET
+}
+
+/// WskConnect of connection socket `c` to `to`; returns the IRP's status.
+pub fn connect(c: *mut WSK_SOCKET, to: SocketAddr) -> NTSTATUS {
+    let req = Req::new();
+    let mut to = sockaddr(to);
+    let r = unsafe { (conn(c).WskConnect)(c, sa(&mut to), 0, req.irp) };
+    req.wait(r).0
+}
+
+/// WskDisconnect (graceful, no final buffer) of connection socket `c`; returns the IRP's status.
+pub fn disconnect(c: *mut WSK_SOCKET) -> NTSTATUS {
+    let req = Req::new();
+    let r = unsafe { (conn(c).WskDisconnect)(c, null_mut(), 0, req.irp) };
+    req.wait(r).0
+}
+
+/// A loopback port nobody listens on: bind a std listener, note its port, drop it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `f`, then checks that everything it created is gone (its locals are dropped by then).
+pub fn scenario(f: impl FnOnce()) {
+    f();
+    assert_clean();
+}
+
 /// Listener on an ephemeral loopback port; returns (socket, address).
 pub fn listener(client: &Client, family: u16) -> (*mut WSK_SOCKET, SocketAddr) {
     let l = client.socket(family, WSK_FLAG_LISTEN_SOCKET);
@@ -410,3 +507,24 @@ pub fn expect_violation(rule: wsk_sim::Rule) {
         "expected only {rule:?}, got {v:#?}"
     );
 }
+
+/// Defines two tests that run `$body(family)` under the simulation lock: `$v4` with AF_INET and `$v6` with
+/// AF_INET6.
+#[allow(unused_macros)]
+macro_rules! per_family {
+    ($body:ident: $v4:ident, $v6:ident) => {
+        #[test]
+        fn $v4() {
+            let _sim = wsk_sim::exclusive();
+            $body(AF_INET);
+        }
+
+        #[test]
+        fn $v6() {
+            let _sim = wsk_sim::exclusive();
+            $body(AF_INET6);
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use per_family;
