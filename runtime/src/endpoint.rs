@@ -157,7 +157,7 @@ async fn serve_listener<E: ListenHandler>(
                     log::warn!("{name}: no task for a new connection: {e}");
                 }
             }
-            Err(e) if e.is_forced_closed() || e.status() == crate::socket::STATUS_FILE_CLOSED => {
+            Err(e) if e.is_forced_closed() || e.is_closed() => {
                 log::error!("{name}: listener is dead: {e}");
                 return;
             }

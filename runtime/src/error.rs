@@ -135,6 +135,13 @@ impl Error {
         self.status == sys::STATUS_FILE_FORCED_CLOSED
     }
 
+    /// The socket was already closed (by the runtime, after STATUS_FILE_FORCED_CLOSED or an abandoned
+    /// operation, or explicitly): STATUS_FILE_CLOSED.
+    #[must_use]
+    pub const fn is_closed(&self) -> bool {
+        self.status == sys::STATUS_FILE_CLOSED
+    }
+
     /// The peer reset or aborted the connection.
     #[must_use]
     pub const fn is_connection_reset(&self) -> bool {
@@ -186,6 +193,7 @@ pub const fn status_name(status: NTSTATUS) -> Option<&'static str> {
         sys::STATUS_CONNECTION_DISCONNECTED => "STATUS_CONNECTION_DISCONNECTED",
         sys::STATUS_GRACEFUL_DISCONNECT => "STATUS_GRACEFUL_DISCONNECT",
         sys::STATUS_FILE_FORCED_CLOSED => "STATUS_FILE_FORCED_CLOSED",
+        sys::STATUS_FILE_CLOSED => "STATUS_FILE_CLOSED",
         sys::STATUS_NETWORK_UNREACHABLE => "STATUS_NETWORK_UNREACHABLE",
         sys::STATUS_HOST_UNREACHABLE => "STATUS_HOST_UNREACHABLE",
         sys::STATUS_INVALID_ADDRESS => "STATUS_INVALID_ADDRESS",

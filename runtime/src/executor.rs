@@ -169,7 +169,6 @@ pub(crate) struct Executor {
     event: UnsafeCell<sys::KEVENT>,
     block_event: UnsafeCell<sys::KEVENT>,
     stop: AtomicBool,
-    stopped: AtomicBool,
     initialized: AtomicBool,
     /// Spawns in progress: `shutdown_tasks` waits for them, so a task pushed by another thread while the
     /// executor stops is still dropped with the rest.
@@ -197,7 +196,6 @@ impl Executor {
             // SAFETY: as above.
             block_event: UnsafeCell::new(unsafe { core::mem::zeroed() }),
             stop: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             spawning: AtomicUsize::new(0),
@@ -214,7 +212,6 @@ impl Executor {
             sys::KeInitializeEvent(self.block_event.get(), sys::SYNCHRONIZATION_EVENT, 0);
         }
         self.stop.store(false, Ordering::Release);
-        self.stopped.store(false, Ordering::Release);
         self.initialized.store(true, Ordering::Release);
     }
 
@@ -380,7 +377,6 @@ impl Executor {
             self.sleeping.store(false, Ordering::SeqCst);
         }
         self.shutdown_tasks();
-        self.stopped.store(true, Ordering::Release);
     }
 
     /// Drops every task's future on this thread (cancelling its IRPs and closing its sockets) and frees them.

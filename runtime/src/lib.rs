@@ -25,7 +25,8 @@
 //! accept loop with a connection limit, error paths that close what they opened, and an unload that
 //! cancels and waits for every IRP before it deregisters.
 //!
-//! Parts: [`sys`] (FFI), [`Runtime`] (client lifecycle and executor), [`ListenSocket`] / [`Connection`]
+//! Parts: [`sys`] (FFI), [`Runtime`] (client lifecycle and executor), [`ListenSocket`], [`Connection`],
+//! [`DatagramSocket`], [`StreamListener`]
 //! (typed sockets over reusable IRPs and MDLs), [`time`] (sleep, timeout), [`pool`] (tagged, counted
 //! allocations and [`pool::stats`]), [`Error`] (failing step + NTSTATUS), [`mod@log`] (DbgPrint backend).
 #![cfg_attr(not(test), no_std)]

@@ -209,12 +209,10 @@ impl SocketCore {
     }
 
     fn not_open(step: Step) -> Error {
-        Error::new(step, STATUS_FILE_CLOSED)
+        Error::new(step, sys::STATUS_FILE_CLOSED)
     }
 }
 
-/// STATUS_FILE_CLOSED: the socket has been closed.
-pub const STATUS_FILE_CLOSED: NTSTATUS = 0xC000_0128_u32 as i32;
 
 impl Drop for SocketCore {
     fn drop(&mut self) {

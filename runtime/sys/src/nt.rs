@@ -243,6 +243,8 @@ pub const STATUS_CONNECTION_ABORTED: NTSTATUS = 0xC000_0241_u32 as i32;
 pub const STATUS_CONNECTION_DISCONNECTED: NTSTATUS = 0xC000_020C_u32 as i32;
 /// STATUS_GRACEFUL_DISCONNECT.
 pub const STATUS_GRACEFUL_DISCONNECT: NTSTATUS = 0xC000_0237_u32 as i32;
+/// STATUS_FILE_CLOSED: the object has been closed.
+pub const STATUS_FILE_CLOSED: NTSTATUS = 0xC000_0128_u32 as i32;
 /// STATUS_FILE_FORCED_CLOSED: the socket is dead; close it as soon as possible.
 pub const STATUS_FILE_FORCED_CLOSED: NTSTATUS = 0xC000_00B6_u32 as i32;
 /// STATUS_REQUEST_NOT_ACCEPTED: returned from an accept event to refuse a connection.
