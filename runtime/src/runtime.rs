@@ -23,6 +23,10 @@ const RUNNING: u8 = 2;
 const STOPPING: u8 = 3;
 const STOPPED: u8 = 4;
 
+/// How long `start` waits for the WSK subsystem (early in boot it may not be ready yet) before failing with
+/// STATUS_DEVICE_NOT_READY, rather than blocking DriverEntry forever.
+const CAPTURE_WAIT_MS: u32 = 30_000;
+
 static CLIENT_DISPATCH: sys::WSK_CLIENT_DISPATCH =
     sys::WSK_CLIENT_DISPATCH { Version: sys::WSK_VERSION_1_0, Reserved: 0, WskClientEvent: None };
 
@@ -87,7 +91,7 @@ impl Runtime {
         }
         // SAFETY: registered; the provider NPI storage lives in this runtime.
         let status =
-            unsafe { sys::WskCaptureProviderNPI(self.registration.get(), sys::WSK_INFINITE_WAIT, self.provider.get()) };
+            unsafe { sys::WskCaptureProviderNPI(self.registration.get(), CAPTURE_WAIT_MS, self.provider.get()) };
         if !sys::nt_success(status) {
             // SAFETY: registered and nothing captured: deregister exactly once.
             unsafe { sys::WskDeregister(self.registration.get()) };
