@@ -326,8 +326,10 @@ impl Executor {
         }
     }
 
-    /// Polls everything queued once; returns how many tasks were polled.
-    fn run_queued(&self) -> usize {
+    /// Takes everything queued, links tasks seen for the first time into the live list, and (if `poll`)
+    /// polls each task not yet done; returns how many tasks were polled. Shutdown drains with `poll` false,
+    /// so tasks still queued are linked and dropped with the rest.
+    fn drain_queue(&self, poll: bool) -> usize {
         let mut cur = self.take_queue();
         let mut n = 0;
         while let Some(h) = NonNull::new(cur) {
@@ -336,11 +338,11 @@ impl Executor {
             // SAFETY: popped from the queue; we own `queue_next` now.
             cur = unsafe { *header.queue_next.get() };
             let state = header.state.fetch_and(!QUEUED, Ordering::AcqRel);
-            if state & LINKED == 0 && state & DONE == 0 {
+            if state & (LINKED | DONE) == 0 {
                 // SAFETY: alive, not yet linked.
                 unsafe { self.link(h) };
             }
-            if state & DONE == 0 {
+            if poll && state & DONE == 0 {
                 let waker = task_waker(h);
                 let mut cx = Context::from_waker(&waker);
                 // SAFETY: executor thread; the task is alive.
@@ -362,8 +364,9 @@ impl Executor {
     /// The executor thread's body: poll, fire timers, sleep until woken or the nearest deadline.
     pub(crate) fn run(&self) {
         loop {
-            self.run_queued();
-            let next = time::fire_expired(Instant::now());
+            self.drain_queue(true);
+            let now = Instant::now();
+            let next = time::fire_expired(now);
             if self.stop.load(Ordering::Acquire) {
                 break;
             }
@@ -372,8 +375,7 @@ impl Executor {
                 self.sleeping.store(false, Ordering::SeqCst);
                 continue;
             }
-            let wait = next.map_or(MAX_WAIT, |d| d.ticks().saturating_sub(Instant::now().ticks()).clamp(1, MAX_WAIT));
-            wait_event(self.event.get(), wait);
+            wait_event(self.event.get(), wait_ticks(next, now));
             self.sleeping.store(false, Ordering::SeqCst);
         }
         self.shutdown_tasks();
@@ -387,20 +389,7 @@ impl Executor {
         }
         loop {
             // Link everything still queued, so it is dropped too.
-            let mut cur = self.take_queue();
-            while let Some(h) = NonNull::new(cur) {
-                // SAFETY: the queue's reference keeps `h` alive.
-                let header = unsafe { h.as_ref() };
-                // SAFETY: popped; we own `queue_next`.
-                cur = unsafe { *header.queue_next.get() };
-                let state = header.state.fetch_and(!QUEUED, Ordering::AcqRel);
-                if state & (LINKED | DONE) == 0 {
-                    // SAFETY: alive, unlinked.
-                    unsafe { self.link(h) };
-                }
-                // SAFETY: the queue's reference.
-                unsafe { release(h) };
-            }
+            self.drain_queue(false);
             // SAFETY: executor thread owns the list.
             let head = unsafe { *self.all_head.get() };
             let Some(h) = NonNull::new(head) else { break };
@@ -433,11 +422,16 @@ impl Executor {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                 return v;
             }
-            let next = time::fire_expired(Instant::now());
-            let wait = next.map_or(MAX_WAIT, |d| d.ticks().saturating_sub(Instant::now().ticks()).clamp(1, MAX_WAIT));
-            wait_event(self.block_event.get(), wait);
+            let now = Instant::now();
+            let next = time::fire_expired(now);
+            wait_event(self.block_event.get(), wait_ticks(next, now));
         }
     }
+}
+
+/// How long to sleep at `now` until the nearest deadline `next` (at least one tick, at most [`MAX_WAIT`]).
+fn wait_ticks(next: Option<Instant>, now: Instant) -> u64 {
+    next.map_or(MAX_WAIT, |d| d.ticks().saturating_sub(now.ticks()).clamp(1, MAX_WAIT))
 }
 
 static BLOCK_WAKER_VTABLE: RawWakerVTable =

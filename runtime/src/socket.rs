@@ -123,19 +123,27 @@ impl SocketCore {
         Op { core: self, step, call: Some(call), started: false, salvage: Some(salvage) }
     }
 
+    /// Takes the provider socket out of the core (so it is closed exactly once) with its WskCloseSocket;
+    /// `None` when it is already closed.
+    fn take_for_close(&self) -> Option<(*mut WSK_SOCKET, sys::PFN_WSK_CLOSE_SOCKET)> {
+        let s = self.sock.swap(ptr::null_mut(), Ordering::AcqRel);
+        if s.is_null() {
+            return None;
+        }
+        pool::SOCKETS_OPEN.dec();
+        // SAFETY: we owned `s` (just swapped it out); every provider dispatch table starts with the basic
+        // calls.
+        let basic = unsafe { &*(*s).Dispatch.cast::<sys::WSK_PROVIDER_BASIC_DISPATCH>() };
+        Some((s, basic.WskCloseSocket))
+    }
+
     /// Closes the provider socket and waits for the close to complete (PASSIVE_LEVEL). Used from drop and
     /// abort paths, which cannot await; Wine completes the close inline, Windows promptly.
     fn close_blocking(&self) -> NTSTATUS {
-        let s = self.sock.swap(ptr::null_mut(), Ordering::AcqRel);
-        if s.is_null() {
-            return sys::STATUS_SUCCESS;
-        }
-        pool::SOCKETS_OPEN.dec();
-        // SAFETY: we owned `s` (just swapped it out); its dispatch table starts with the basic calls.
-        let basic = unsafe { &*(*s).Dispatch.cast::<sys::WSK_PROVIDER_BASIC_DISPATCH>() };
+        let Some((s, close)) = self.take_for_close() else { return sys::STATUS_SUCCESS };
         // SAFETY: the close slot is idle (only used here and in `close`, both of which wait for it), lives
         // in this pool allocation, and `s` is a live socket with no other call running on it.
-        match unsafe { self.close_slot.issue(|irp| (basic.WskCloseSocket)(s, irp)) } {
+        match unsafe { self.close_slot.issue(|irp| close(s, irp)) } {
             Issued::Done(status, _) => status,
             Issued::Pending => match self.close_slot.wait_blocking(None) {
                 Ok(Some((status, _))) => status,
@@ -170,15 +178,8 @@ impl SocketCore {
 
     /// Closes asynchronously.
     async fn close(&self) -> Result<()> {
-        let s = self.sock.swap(ptr::null_mut(), Ordering::AcqRel);
-        if s.is_null() {
-            return Ok(());
-        }
-        pool::SOCKETS_OPEN.dec();
-        // SAFETY: as in close_blocking.
-        let basic = unsafe { &*(*s).Dispatch.cast::<sys::WSK_PROVIDER_BASIC_DISPATCH>() };
-        let close = CloseOp { slot: &self.close_slot, sock: s, close: basic.WskCloseSocket, started: false };
-        let status = close.await;
+        let Some((s, close)) = self.take_for_close() else { return Ok(()) };
+        let status = CloseOp { slot: &self.close_slot, sock: s, close, started: false }.await;
         if sys::nt_success(status) { Ok(()) } else { Err(Error::new(Step::Close, status)) }
     }
 
