@@ -121,6 +121,7 @@ pub(crate) struct Args {
     pub(crate) max_connections: Key<Spanned<u64>>,
     pub(crate) exclusive: Key<bool>,
     pub(crate) v6only: Key<bool>,
+    pub(crate) dual_stack: Key<bool>,
 }
 
 impl Default for Args {
@@ -133,6 +134,7 @@ impl Default for Args {
             max_connections: Key::Absent,
             exclusive: Key::Absent,
             v6only: Key::Absent,
+            dual_stack: Key::Absent,
         }
     }
 }
@@ -154,13 +156,14 @@ impl Args {
             "max_connections" => mark(&mut self.max_connections),
             "exclusive" => mark(&mut self.exclusive),
             "v6only" => mark(&mut self.v6only),
+            "dual_stack" => mark(&mut self.dual_stack),
             _ => {}
         }
     }
 }
 
 /// Every key the attribute accepts, for "did you mean" and "expected one of".
-pub(crate) const KEYS: [&str; 7] = [
+pub(crate) const KEYS: [&str; 8] = [
     "kind",
     "addr",
     "remote",
@@ -168,6 +171,7 @@ pub(crate) const KEYS: [&str; 7] = [
     "max_connections",
     "exclusive",
     "v6only",
+    "dual_stack",
 ];
 
 /// The default of `max_connections`.
@@ -184,5 +188,7 @@ pub(crate) struct Endpoint {
     /// Listen endpoints only (0 elsewhere).
     pub(crate) max_connections: u32,
     pub(crate) exclusive: bool,
-    pub(crate) v6only: bool,
+    /// IPV6_V6ONLY to set before bind: `Some(true)` from `v6only`, `Some(false)` from `dual_stack`,
+    /// `None` keeps the provider's default (IPv6-only on Windows).
+    pub(crate) v6only: Option<bool>,
 }

@@ -54,7 +54,11 @@ fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
     let addr = sockaddr(&endpoint.addr);
     let max_connections = endpoint.max_connections;
     let exclusive = endpoint.exclusive;
-    let v6only = endpoint.v6only;
+    let v6only = match endpoint.v6only {
+        Some(true) => quote!(::core::option::Option::Some(true)),
+        Some(false) => quote!(::core::option::Option::Some(false)),
+        None => quote!(::core::option::Option::None),
+    };
     // Spanned at the user's ident: a missing `ListenHandler` impl (the supertrait) is reported there.
     let listen_endpoint = quote_spanned! {ident.span()=>
         #[automatically_derived]
@@ -225,7 +229,8 @@ mod tests {
                     kind = "listen",
                     addr = "[fe80::1%3]:443",
                     max_connections = 8,
-                    exclusive
+                    exclusive,
+                    dual_stack
                 ),
                 quote!(
                     #[derive(Default)]

@@ -103,6 +103,7 @@ pub(crate) fn args(tokens: TokenStream, errors: &mut Accumulator) -> Args {
             )),
             "exclusive" => set_flag(&mut args.exclusive, key, &meta, errors),
             "v6only" => set_flag(&mut args.v6only, key, &meta, errors),
+            "dual_stack" => set_flag(&mut args.dual_stack, key, &meta, errors),
             other => {
                 errors.push(error_at(key.span(), unknown("key", other, &KEYS)));
                 // `adr = ".."` is a misspelt `addr`: do not also report `addr` as missing.
@@ -387,7 +388,7 @@ mod tests {
             (quote!(exclusive = 1), "expected `true` or `false`\n\n= help: write `exclusive` or `exclusive = false`"),
             (quote!(v6only(true)), "`v6only` is a flag and takes no arguments\n\n= help: write `v6only` or `v6only = false`"),
             (quote!("listen"), "expected `key = value`, found a literal\n\n= help: for example `kind = \"listen\"`"),
-            (quote!(a::kind = "x"), "expected a key, found a path\n\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`"),
+            (quote!(a::kind = "x"), "expected a key, found a path\n\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`, `dual_stack`"),
             (quote!(protocol = "tpc"), "unknown protocol `tpc`\n\n= help: did you mean `tcp`?\n= note: expected one of `tcp`, `udp`"),
             (quote!(max_connections = 99999999999999999999999), "`max_connections` is out of range: expected 1..=65535"),
         ];
@@ -410,10 +411,10 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`",
+                "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`, `dual_stack`",
                 "duplicate key `addr`",
                 "duplicate key `exclusive`",
-                "unknown key `kinds`\n\n= help: did you mean `kind`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`",
+                "unknown key `kinds`\n\n= help: did you mean `kind`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`, `dual_stack`",
             ]
         );
         // A misspelt key counts as given (and invalid): no "missing `kind`" on top.
@@ -427,7 +428,7 @@ mod tests {
         let (args, errors) = parse(quote!(kind = "listen", addr = "0.0.0.0:1", backlog = 5));
         assert_eq!(
             errors,
-            ["unknown key `backlog`\n\n= help: WSK has no listen backlog setting; remove `backlog`\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`"]
+            ["unknown key `backlog`\n\n= help: WSK has no listen backlog setting; remove `backlog`\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`, `dual_stack`"]
         );
         // The other keys are unaffected.
         assert!(args.kind.value().is_some() && args.addr.value().is_some());

@@ -137,13 +137,23 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
     }
     let local = addr.or_else(|| remote.map(|r| SocketAddr::unspecified(r.addr.family())));
     let v6only = args.v6only.value().copied().unwrap_or(false);
-    if let (true, Some(key), Some(local)) = (v6only, args.v6only.key(), local) {
-        if local.family() != Family::V6 {
-            errors.push(error_at(
-                key.span(),
-                "`v6only` needs an IPv6 `addr`\n\n= help: bind to `[::]:PORT`, or remove `v6only`",
-            ));
+    let dual_stack = args.dual_stack.value().copied().unwrap_or(false);
+    for (set, key, name) in [(v6only, args.v6only.key(), "v6only"), (dual_stack, args.dual_stack.key(), "dual_stack")] {
+        if let (true, Some(key), Some(local)) = (set, key, local) {
+            if local.family() != Family::V6 {
+                errors.push(error_at(
+                    key.span(),
+                    format!("`{name}` needs an IPv6 `addr`\n\n= help: bind to `[::]:PORT`, or remove `{name}`"),
+                ));
+            }
         }
+    }
+    if let (true, true, Some(key)) = (v6only, dual_stack, args.dual_stack.key()) {
+        errors.push(error_at(
+            key.span(),
+            "`dual_stack` contradicts `v6only`: a socket is either IPv6-only or dual-stack\n\n\
+             = help: keep one of them (with neither, Windows makes IPv6 sockets IPv6-only)",
+        ));
     }
 
     let valid = errors.is_empty();
@@ -165,7 +175,13 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
             0
         },
         exclusive: args.exclusive.value().copied().unwrap_or(false),
-        v6only,
+        v6only: if v6only {
+            Some(true)
+        } else if dual_stack {
+            Some(false)
+        } else {
+            None
+        },
     })
 }
 
@@ -236,7 +252,7 @@ mod tests {
                 remote: None,
                 max_connections: 64,
                 exclusive: false,
-                v6only: false,
+                v6only: None,
             }
         );
         let e = check(quote!(
@@ -247,7 +263,7 @@ mod tests {
             protocol = "tcp"
         ))
         .unwrap();
-        assert!(e.exclusive && !e.v6only);
+        assert!(e.exclusive && e.v6only.is_none());
         assert_eq!(e.max_connections, 65535);
     }
 
@@ -260,12 +276,14 @@ mod tests {
             (quote!(kind = "datagram", addr = "0.0.0.0:1"), "`kind = \"datagram\"` is not supported yet: only `listen` endpoints can be generated in this version"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", remote = "1.2.3.4:5"), "`remote` is only valid for `connection` and `stream` endpoints, not `listen`"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", v6only), "`v6only` needs an IPv6 `addr`\n\n= help: bind to `[::]:PORT`, or remove `v6only`"),
+            (quote!(kind = "listen", addr = "0.0.0.0:1", dual_stack), "`dual_stack` needs an IPv6 `addr`\n\n= help: bind to `[::]:PORT`, or remove `dual_stack`"),
+            (quote!(kind = "listen", addr = "[::]:1", v6only, dual_stack), "`dual_stack` contradicts `v6only`: a socket is either IPv6-only or dual-stack\n\n= help: keep one of them (with neither, Windows makes IPv6 sockets IPv6-only)"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", protocol = "udp"), "`protocol = \"udp\"` does not match `kind = \"listen\"`: listen endpoints use `tcp`\n\n= help: remove `protocol` or write `protocol = \"tcp\"`"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", max_connections = 0), "`max_connections` must be in 1..=65535, found `0`"),
             (quote!(kind = "listen", addr = "0.0.0.0:1", max_connections = 65536), "`max_connections` must be in 1..=65535, found `65536`"),
             (quote!(kind = "listen", addr = "localhost:80"), "`localhost` is a host name, not an address: WSK binds to numeric addresses\n\n= help: use `127.0.0.1:PORT` or `[::1]:PORT`"),
             (quote!(kind = "lisen", addr = "0.0.0.0:1"), "unknown endpoint kind `lisen`\n\n= help: did you mean `listen`?\n= note: expected one of `listen`, `connection`, `datagram`, `stream`"),
-            (quote!(kind = "listen", adr = "0.0.0.0:1"), "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`"),
+            (quote!(kind = "listen", adr = "0.0.0.0:1"), "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`, `dual_stack`"),
             // An unknown kind hides kind-dependent checks rather than guessing.
             (quote!(kind = "lisen"), "unknown endpoint kind `lisen`\n\n= help: did you mean `listen`?\n= note: expected one of `listen`, `connection`, `datagram`, `stream`"),
         ];

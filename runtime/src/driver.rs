@@ -1,7 +1,7 @@
 //! DriverEntry and DriverUnload without boilerplate: [`crate::driver!`] declares them.
 
 use crate::endpoint::Endpoint;
-use crate::runtime::Runtime;
+use crate::runtime::{DriverObject, Runtime};
 use crate::sys::{self, DRIVER_OBJECT, NTSTATUS};
 
 /// The body of the generated `DriverEntry`: start the runtime, open every endpoint, set the unload routine.
@@ -19,7 +19,12 @@ pub unsafe fn driver_entry(
 ) -> NTSTATUS {
     crate::log::init(level);
     log::info!("DriverEntry: starting {} endpoint(s)", endpoints.len());
-    if let Err(e) = rt.start() {
+    let Some(object) = core::ptr::NonNull::new(driver) else {
+        return sys::STATUS_INVALID_PARAMETER;
+    };
+    // SAFETY: the kernel's DRIVER_OBJECT of this driver, valid until it unloads (the caller's contract).
+    let object = unsafe { DriverObject::from_raw(object) };
+    if let Err(e) = rt.start(object) {
         log::error!("DriverEntry: {e}");
         return e.status();
     }
@@ -30,10 +35,8 @@ pub unsafe fn driver_entry(
             return if sys::nt_success(e.status()) { sys::STATUS_UNSUCCESSFUL } else { e.status() };
         }
     }
-    if !driver.is_null() {
-        // SAFETY: the caller passes the system's driver object; setting DriverUnload is what drivers do.
-        unsafe { (*driver).DriverUnload = Some(unload) };
-    }
+    // SAFETY: the caller passes the system's driver object; setting DriverUnload is what drivers do.
+    unsafe { (*driver).DriverUnload = Some(unload) };
     sys::STATUS_SUCCESS
 }
 

@@ -9,6 +9,8 @@ use crate::sys::{self, NTSTATUS};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Step {
+    /// IoCreateDevice for the runtime's device object.
+    CreateDevice,
     /// WskRegister.
     Register,
     /// WskCaptureProviderNPI.
@@ -56,6 +58,7 @@ impl Step {
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
+            Self::CreateDevice => "IoCreateDevice",
             Self::Register => "WskRegister",
             Self::CaptureProvider => "WskCaptureProviderNPI",
             Self::ProviderVersion => "provider version check",

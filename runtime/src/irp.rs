@@ -1,43 +1,45 @@
-//! IRP-backed futures: one caller-allocated IRP per socket operation slot, reused for every call.
+//! IRP-backed operations: one caller-allocated IRP per socket operation slot, reused for every call.
 //!
 //! ```text
 //!  IDLE ──issue──► ARMED ──provider completes (any thread, IRQL <= DISPATCH)──► COMPLETING ──► COMPLETED
-//!    ▲               │                                                                           │
-//!    │               └─ provider returned an error without completing (Wine's stubs) ──► IDLE    │
-//!    └──────────────────────────── owner reads IoStatus ◄────────────────────────────────────────┘
+//!    ▲                                                                                           │
+//!    └──────────────────────────────── owner collects the result ◄──────────────────────────────┘
 //! ```
 //!
-//! The completion routine takes the registered waker, stores COMPLETED as its last access to the slot, then
-//! wakes, and returns STATUS_MORE_PROCESSING_REQUIRED: the owner keeps the IRP. An operation counts as
-//! finished only when its completion routine ran, whatever the provider returned: Wine returns
-//! STATUS_PENDING after the routine already ran, and returns STATUS_NOT_IMPLEMENTED from stubs that never
-//! complete the IRP. The owner of a slot never frees or reuses it while it is ARMED or COMPLETING.
+//! The completion routine takes the registered waker, publishes COMPLETED as its last access to the slot,
+//! wakes, and returns STATUS_MORE_PROCESSING_REQUIRED: the owner keeps the IRP. Every issued IRP goes
+//! through the completion routine exactly once, whatever the provider returned: Wine returns
+//! STATUS_PENDING after the routine already ran, and its stubs return STATUS_NOT_IMPLEMENTED without
+//! completing the IRP, in which case the runtime completes it itself (`IofCompleteRequest`), so that the
+//! routine, and the unload reference below, are always released. The owner never frees or reuses a slot
+//! while it is ARMED or COMPLETING, and never waits for one: abandoned slots go to the reaper
+//! ([`crate::reaper`]).
+//!
+//! The handshake itself, apart from the IRP, is [`Completion`] (`irp/completion.rs`), which the model
+//! checker explores with every interleaving of owner and routine (`cargo xtask loom`).
+//!
+//! # Unload
+//! The image may be unmapped as soon as DriverUnload returns, so no instruction of the driver may still
+//! run then, not even a completion routine's epilogue after its last store. On Windows the routine is
+//! set with `IoSetCompletionRoutineEx` and the runtime's device object: the I/O manager keeps the device,
+//! hence the driver, referenced until the routine has *returned*. Wine 8.0 stubs that routine (calling it
+//! kills winedevice.exe), so under Wine the plain `IoSetCompletionRoutine` is used, and the proof is
+//! Wine's own: netio.sys runs every asynchronous completion inside a threadpool callback of the socket,
+//! and `WskCloseSocket` waits for those callbacks (`WaitForThreadpoolWaitCallbacks`) before it returns;
+//! the runtime closes every socket, and waits for the closes, before it lets DriverUnload return.
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use core::task::{Context, Poll};
 
 use crate::pool;
-use crate::sync::AtomicWaker;
-use crate::sys::{self, IRP, NTSTATUS};
+use crate::sys::{self, DEVICE_OBJECT, IRP, NTSTATUS};
 
-/// IRPs handed to a provider whose completion routine has not yet *returned*. Counted up before each call
-/// and down as the very last statement of [`on_complete`], so [`crate::Runtime::shutdown`] can wait until no
-/// provider thread is still running driver code before the driver lets itself be unloaded.
-static ROUTINES_PENDING: AtomicU64 = AtomicU64::new(0);
+mod completion;
+#[cfg(test)]
+mod tests;
 
-/// Waits (PASSIVE_LEVEL) until every completion routine has returned.
-pub(crate) fn wait_routines_returned() {
-    let start = crate::time::Instant::now();
-    while ROUTINES_PENDING.load(Ordering::Acquire) != 0 {
-        crate::executor::short_sleep(10_000);
-        if crate::time::Instant::now().saturating_since(start).as_secs() >= 5 {
-            log::error!("{} completion routine(s) never returned", ROUTINES_PENDING.load(Ordering::Acquire));
-            return;
-        }
-    }
-}
+use self::completion::Completion;
 
 /// Statuses with which providers refuse a call *without* taking the IRP: Wine's stubs
 /// (STATUS_NOT_IMPLEMENTED) and argument checks (a null IRP or client). Any other non-PENDING return means
@@ -46,29 +48,23 @@ const fn refused_without_irp(status: NTSTATUS) -> bool {
     matches!(status, sys::STATUS_NOT_IMPLEMENTED | sys::STATUS_INVALID_PARAMETER | sys::STATUS_INVALID_HANDLE)
 }
 
-const IDLE: u8 = 0;
-const ARMED: u8 = 1;
-const COMPLETING: u8 = 2;
-const COMPLETED: u8 = 3;
-
 /// How a call left the slot.
 pub(crate) enum Issued {
-    /// Finished (completion routine ran, or the provider refused without taking the IRP).
+    /// Finished (its completion routine ran): (status, information), already collected.
     Done(NTSTATUS, usize),
     /// In flight: poll [`IrpSlot::poll_complete`].
     Pending,
 }
 
-/// One IRP and its completion record. Must live at a stable address (inside a pool allocation) from the
-/// first `issue` until it is dropped.
+/// One IRP and its completion record. Lives at a stable address (inside a pool allocation) from the first
+/// `issue` until it is dropped.
 ///
 /// # Invariants
-/// `irp` came from `IoAllocateIrp` and is owned by this slot; while `state` is ARMED or COMPLETING the
+/// `irp` came from `IoAllocateIrp` and is owned by this slot; while the completion is in flight the
 /// provider may touch it, so it is neither reused nor freed.
 pub(crate) struct IrpSlot {
     irp: NonNull<IRP>,
-    state: AtomicU8,
-    waker: AtomicWaker,
+    completion: Completion,
 }
 
 // SAFETY: the IRP is only handed to the provider through `issue`; shared state is atomic.
@@ -84,87 +80,95 @@ impl IrpSlot {
         pool::IRPS_LIVE.inc();
         pool::IRPS_TOTAL.inc();
         // INVARIANT: fresh IRP, owned by us, idle.
-        Some(Self { irp, state: AtomicU8::new(IDLE), waker: AtomicWaker::new() })
+        Some(Self { irp, completion: Completion::new() })
     }
 
     /// True while the provider may still touch the IRP.
     pub(crate) fn in_flight(&self) -> bool {
-        matches!(self.state.load(Ordering::Acquire), ARMED | COMPLETING)
+        self.completion.in_flight()
     }
 
-    /// Re-arms the IRP and hands it to `call`.
+    /// True when a result waits to be collected.
+    pub(crate) fn is_completed(&self) -> bool {
+        self.completion.is_completed()
+    }
+
+    /// Re-arms the IRP and hands it to `call`. `device` is the runtime's device object when the completion
+    /// routine is set with IoSetCompletionRoutineEx (Windows), `None` for the plain routine (Wine).
+    ///
+    /// # Errors
+    /// The status of IoSetCompletionRoutineEx (STATUS_INSUFFICIENT_RESOURCES): nothing was issued.
     ///
     /// # Safety
-    /// The slot must be idle, at a stable address until it completes, and everything `call` passes to the
-    /// provider (buffers, MDLs, addresses) must stay valid until [`Self::poll_complete`] returns Ready or the
-    /// slot is given back through the owner's abort path.
-    pub(crate) unsafe fn issue(&self, call: impl FnOnce(*mut IRP) -> NTSTATUS) -> Issued {
+    /// The slot must be idle and at a stable address until it completes, and everything `call` passes to
+    /// the provider (buffers, MDLs, addresses) must stay valid until the completion has been collected.
+    pub(crate) unsafe fn issue(
+        &self,
+        device: Option<NonNull<DEVICE_OBJECT>>,
+        call: impl FnOnce(*mut IRP) -> NTSTATUS,
+    ) -> Result<Issued, NTSTATUS> {
         let irp = self.irp.as_ptr();
+        let context = core::ptr::from_ref(self).cast_mut().cast::<c_void>();
         // SAFETY: idle slot: the provider does not hold the IRP, so we may reset it.
-        unsafe {
-            sys::IoReuseIrp(irp, sys::STATUS_UNSUCCESSFUL);
-            sys::io_set_completion_routine(irp, on_complete, core::ptr::from_ref(self).cast_mut().cast::<c_void>());
+        unsafe { sys::IoReuseIrp(irp, sys::STATUS_UNSUCCESSFUL) };
+        match device {
+            Some(device) => {
+                // SAFETY: live device object of this runtime, idle IRP; routine for every outcome.
+                let status = unsafe {
+                    sys::IoSetCompletionRoutineEx(device.as_ptr(), irp, on_complete, context, 1, 1, 1)
+                };
+                if !sys::nt_success(status) {
+                    return Err(status);
+                }
+            }
+            // SAFETY: idle IRP with one stack location.
+            None => unsafe { sys::io_set_completion_routine(irp, on_complete, context) },
         }
-        self.state.store(ARMED, Ordering::Release);
+        self.completion.arm();
         pool::IRPS_IN_FLIGHT.inc();
         pool::WSK_CALLS.inc();
-        ROUTINES_PENDING.fetch_add(1, Ordering::AcqRel);
         let ret = call(irp);
-        match self.state.load(Ordering::Acquire) {
-            COMPLETED => {
-                let info = self.info();
-                Issued::Done(self.take_result(), info)
+        if self.completion.is_armed() && refused_without_irp(ret) {
+            // The provider refused the call without completing the IRP (Wine's stubs): complete it
+            // ourselves, so the completion routine (and with it IoSetCompletionRoutineEx's reference) runs
+            // exactly once, like for every other call.
+            // SAFETY: the provider did not take the IRP; it is ours, with our routine in the next stack
+            // location. Stepping into that location and completing runs the routine, as a provider would.
+            unsafe {
+                (*irp).IoStatus.Status = ret;
+                (*irp).IoStatus.Information = 0;
+                sys::io_set_next_irp_stack_location(irp);
+                sys::IofCompleteRequest(irp, 0);
             }
-            ARMED if refused_without_irp(ret) => {
-                // The provider refused the call without completing the IRP (Wine's stubs do this): the IRP
-                // is ours again, and its result is the return value.
-                self.state.store(IDLE, Ordering::Release);
-                pool::IRPS_IN_FLIGHT.dec();
-                ROUTINES_PENDING.fetch_sub(1, Ordering::AcqRel);
-                Issued::Done(ret, 0)
-            }
-            _ => Issued::Pending,
         }
+        Ok(match self.take_if_completed() {
+            Some((status, info)) => Issued::Done(status, info),
+            None => Issued::Pending,
+        })
     }
 
-    fn info(&self) -> usize {
+    fn result(&self) -> (NTSTATUS, usize) {
         // SAFETY: read only after completion, when the provider no longer writes the IRP.
-        unsafe { (*self.irp.as_ptr()).IoStatus.Information }
+        let io = unsafe { &(*self.irp.as_ptr()).IoStatus };
+        (io.Status, io.Information)
     }
 
-    /// Reads the final status and returns the slot to IDLE; only after COMPLETED was observed.
-    fn take_result(&self) -> NTSTATUS {
-        // SAFETY: completed: the provider is done with the IRP.
-        let status = unsafe { (*self.irp.as_ptr()).IoStatus.Status };
-        self.state.store(IDLE, Ordering::Release);
-        pool::IRPS_IN_FLIGHT.dec();
-        status
-    }
-
-    /// Polls an issued call; Ready with (status, information) once its completion routine has run.
+    /// Polls an issued call; Ready with (status, information), collected, once its completion routine has
+    /// run. Ready with STATUS_INVALID_DEVICE_STATE if nothing was in flight.
     pub(crate) fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<(NTSTATUS, usize)> {
-        let ready = |s: &Self| {
-            let info = s.info();
-            Poll::Ready((s.take_result(), info))
-        };
-        match self.state.load(Ordering::Acquire) {
-            COMPLETED => return ready(self),
-            IDLE => return Poll::Ready((sys::STATUS_INVALID_DEVICE_STATE, 0)),
-            _ => {}
-        }
-        self.waker.register(cx.waker());
-        match self.state.load(Ordering::Acquire) {
-            COMPLETED => ready(self),
-            COMPLETING => {
-                // The routine is between taking the waker and its final store: poll again soon.
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            _ => Poll::Pending,
+        match self.completion.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(self.take_if_completed().unwrap_or((sys::STATUS_INVALID_DEVICE_STATE, 0))),
         }
     }
 
-    /// Asks the provider to cancel the in-flight IRP; true if a cancel routine ran (so completion follows).
+    /// Registers `cx` to be woken by the completion; Ready when there is nothing in flight.
+    pub(crate) fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.completion.poll(cx)
+    }
+
+    /// Asks the provider to cancel the in-flight IRP; true if a cancel routine took it (so its completion
+    /// follows promptly). False under Wine, whose provider sets no cancel routines.
     pub(crate) fn cancel(&self) -> bool {
         if !self.in_flight() {
             return false;
@@ -175,47 +179,23 @@ impl IrpSlot {
 
     /// If the call has completed, takes its (status, information) and returns the slot to IDLE.
     pub(crate) fn take_if_completed(&self) -> Option<(NTSTATUS, usize)> {
-        if self.state.load(Ordering::Acquire) == COMPLETED {
-            let info = self.info();
-            Some((self.take_result(), info))
-        } else {
-            None
+        if !self.completion.is_completed() {
+            return None;
         }
-    }
-
-    /// Blocks (PASSIVE_LEVEL) until an in-flight IRP completes, or `max` passes. Returns the result when it
-    /// completed (the slot is then idle again); `Ok(None)` when the slot was already idle; `Err(())` when
-    /// the time ran out.
-    pub(crate) fn wait_blocking(&self, max: Option<core::time::Duration>) -> Result<Option<(NTSTATUS, usize)>, ()> {
-        const STEP: u64 = 10_000; // 1 ms (the kernel rounds it up to its clock tick)
-        let start = crate::time::Instant::now();
-        let mut warned = 0;
-        loop {
-            match self.state.load(Ordering::Acquire) {
-                IDLE => return Ok(None),
-                COMPLETED => return Ok(self.take_if_completed()),
-                _ => {}
-            }
-            let waited = crate::time::Instant::now().saturating_since(start);
-            if max.is_some_and(|m| waited >= m) {
-                return Err(());
-            }
-            if waited.as_secs() >= warned + 5 {
-                warned = waited.as_secs();
-                log::warn!("still waiting for a cancelled IRP to complete ({warned} s)");
-            }
-            crate::executor::short_sleep(STEP);
-        }
+        let r = self.result();
+        self.completion.collect().then_some(r)
     }
 }
 
 impl Drop for IrpSlot {
     fn drop(&mut self) {
         if self.in_flight() {
-            // The owner's abort path must have run; as a last resort wait rather than free a live IRP.
-            log::error!("IRP slot dropped while in flight; waiting for the provider");
-            let _ = self.wait_blocking(None);
+            // Unreachable: sockets are freed by the reaper only once every slot is idle. Never free an IRP
+            // the provider holds, and never wait in a drop: leak it (and log it) instead.
+            log::error!("IRP slot dropped while in flight; leaking the IRP");
+            return;
         }
+        let _ = self.take_if_completed();
         // SAFETY: idle: the provider no longer references the IRP; we own it.
         unsafe { sys::IoFreeIrp(self.irp.as_ptr()) };
         pool::IRPS_LIVE.dec();
@@ -224,16 +204,11 @@ impl Drop for IrpSlot {
 
 /// The completion routine of every runtime IRP; runs at IRQL <= DISPATCH_LEVEL on any thread.
 unsafe extern "system" fn on_complete(_device: *mut c_void, _irp: *mut IRP, context: *mut c_void) -> NTSTATUS {
-    // SAFETY: `context` is the IrpSlot that issued this IRP; it stays alive while ARMED/COMPLETING.
+    // SAFETY: `context` is the IrpSlot that issued this IRP; it stays alive while the completion is in
+    // flight (sockets are freed only once their slots are idle).
     let slot = unsafe { &*context.cast::<IrpSlot>() };
-    slot.state.store(COMPLETING, Ordering::Release);
-    let waker = slot.waker.take();
-    // Last access to the slot: after this store its owner may free it.
-    slot.state.store(COMPLETED, Ordering::Release);
-    if let Some(w) = waker {
-        w.wake();
-    }
-    // Last statement that touches driver data: after it, shutdown may proceed to unload the image.
-    ROUTINES_PENDING.fetch_sub(1, Ordering::AcqRel);
+    // Counted back before publishing, so an owner that sees the completion sees the count too.
+    pool::IRPS_IN_FLIGHT.dec();
+    slot.completion.complete();
     sys::STATUS_MORE_PROCESSING_REQUIRED
 }

@@ -34,25 +34,29 @@
 pub use wsk_sys as sys;
 
 pub mod addr;
+pub mod buf;
 mod driver;
 mod endpoint;
 pub mod error;
 mod executor;
 mod irp;
 pub mod log;
+mod platform;
 pub mod pool;
+mod reaper;
 mod runtime;
 mod socket;
 mod sync;
 pub mod time;
 
 pub use addr::SocketAddr;
+pub use buf::{Buf, BufError, BufResult};
 pub use driver::BUGCHECK_PANIC;
 pub use endpoint::{Endpoint, ListenHandler};
 pub use error::{Error, Result, Step};
 pub use executor::yield_now;
 pub use pool::{stats, Stats};
-pub use runtime::Runtime;
+pub use runtime::{DriverObject, Runtime};
 pub use socket::{BindOptions, Connection, Datagram, DatagramSocket, ListenSocket, StreamListener, MAX_TRANSFER};
 pub use wsk_macros::wsk_endpoint;
 

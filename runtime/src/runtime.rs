@@ -1,21 +1,30 @@
 //! The WSK client lifecycle: register, capture the provider, run the executor; and the reverse.
 //!
 //! ```text
-//! start:    WskRegister -> WskCaptureProviderNPI -> version check -> executor thread
-//! shutdown: executor drops every task (cancel + wait IRPs, close sockets) -> join thread
-//!           -> WskReleaseProviderNPI -> WskDeregister -> final counts logged
+//! start:    device object -> WskRegister -> WskCaptureProviderNPI -> version check -> reaper task
+//!           -> executor thread (OBJ_KERNEL_HANDLE; its thread object referenced, the handle closed)
+//! shutdown: executor drops every user task (their sockets retire to the reaper) -> the reaper closes
+//!           every socket still open and waits until every IRP is back -> the executor thread exits ->
+//!           wait on its thread object -> WskReleaseProviderNPI -> WskDeregister -> IoDeleteDevice ->
+//!           final counts logged
 //! ```
 //! A failed step undoes exactly the steps before it; shutdown after a failed start does nothing.
+//!
+//! Shutdown has no deadline: DriverUnload returns only when no driver code can still run (see
+//! [`crate::irp`] for why completion routines are covered), because the image may be unmapped right
+//! after. A provider that never gives an IRP back makes unload wait, logging what it waits for.
 
 use core::cell::UnsafeCell;
+use core::ffi::c_void;
 use core::future::Future;
-use core::ptr;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::ptr::{self, NonNull};
 
 use crate::error::{Error, Result, Step};
 use crate::executor::Executor;
 use crate::pool;
-use crate::sys::{self, WSK_CLIENT, WSK_PROVIDER_DISPATCH};
+use crate::reaper::Sockets;
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use crate::sys::{self, DEVICE_OBJECT, DRIVER_OBJECT, WSK_CLIENT, WSK_PROVIDER_DISPATCH};
 
 const UNINIT: u8 = 0;
 const STARTING: u8 = 1;
@@ -30,6 +39,32 @@ const CAPTURE_WAIT_MS: u32 = 30_000;
 static CLIENT_DISPATCH: sys::WSK_CLIENT_DISPATCH =
     sys::WSK_CLIENT_DISPATCH { Version: sys::WSK_VERSION_1_0, Reserved: 0, WskClientEvent: None };
 
+/// The driver object a runtime is started for: the kernel's `DRIVER_OBJECT` of this driver.
+#[derive(Clone, Copy, Debug)]
+pub struct DriverObject(NonNull<DRIVER_OBJECT>);
+
+// SAFETY: a handle to a kernel object that lives as long as the driver; used only by the kernel routines.
+unsafe impl Send for DriverObject {}
+// SAFETY: as above.
+unsafe impl Sync for DriverObject {}
+
+impl DriverObject {
+    /// Wraps the `DRIVER_OBJECT` the kernel passed to DriverEntry.
+    ///
+    /// # Safety
+    /// `driver` must be this driver's object, valid until the driver unloads.
+    #[must_use]
+    pub const unsafe fn from_raw(driver: NonNull<DRIVER_OBJECT>) -> Self {
+        Self(driver)
+    }
+
+    /// The raw pointer.
+    #[must_use]
+    pub const fn as_ptr(self) -> *mut DRIVER_OBJECT {
+        self.0.as_ptr()
+    }
+}
+
 /// One WSK client registration with its executor. A driver has one, in a `static` (the [`crate::driver!`]
 /// macro declares it); tests may start and shut down several in turn.
 pub struct Runtime {
@@ -37,12 +72,18 @@ pub struct Runtime {
     registration: UnsafeCell<sys::WSK_REGISTRATION>,
     client_npi: UnsafeCell<sys::WSK_CLIENT_NPI>,
     provider: UnsafeCell<sys::WSK_PROVIDER_NPI>,
-    thread: UnsafeCell<sys::HANDLE>,
+    /// The executor thread's object (referenced), waited on at shutdown.
+    thread: UnsafeCell<*mut c_void>,
+    /// The runtime's unnamed device object.
+    device: AtomicPtr<DEVICE_OBJECT>,
+    /// Completion routines are set with IoSetCompletionRoutineEx(device) (Windows), not the plain way.
+    completion_ex: AtomicBool,
     executor: Executor,
+    pub(crate) sockets: Sockets,
 }
 
 // SAFETY: the cells are written only during start/shutdown transitions guarded by `state`, and read only
-// while RUNNING.
+// while RUNNING or STOPPING.
 unsafe impl Sync for Runtime {}
 // SAFETY: as above.
 unsafe impl Send for Runtime {}
@@ -67,26 +108,61 @@ impl Runtime {
             client_npi: UnsafeCell::new(sys::WSK_CLIENT_NPI { ClientContext: ptr::null_mut(), Dispatch: &CLIENT_DISPATCH }),
             provider: UnsafeCell::new(sys::WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() }),
             thread: UnsafeCell::new(ptr::null_mut()),
+            device: AtomicPtr::new(ptr::null_mut()),
+            completion_ex: AtomicBool::new(false),
             executor: Executor::new(),
+            sockets: Sockets::new(),
         }
     }
 
-    /// Registers the WSK client, captures the provider and starts the executor thread (PASSIVE_LEVEL).
+    /// Creates the runtime's device object, registers the WSK client, captures the provider and starts
+    /// the executor thread (PASSIVE_LEVEL).
     ///
     /// # Errors
     /// The failing step; everything done before it has been undone.
-    pub fn start(&'static self) -> Result<()> {
+    pub fn start(&'static self, driver: DriverObject) -> Result<()> {
         if self.state.compare_exchange(UNINIT, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err()
             && self.state.compare_exchange(STOPPED, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err()
         {
             return Err(Error::new(Step::Register, sys::STATUS_INVALID_DEVICE_STATE));
         }
+        let r = self.start_steps(driver);
+        if r.is_err() {
+            self.state.store(UNINIT, Ordering::Release);
+        }
+        r
+    }
+
+    fn start_steps(&'static self, driver: DriverObject) -> Result<()> {
         crate::time::init_clock();
         self.executor.init();
+        let mut device: *mut DEVICE_OBJECT = ptr::null_mut();
+        // SAFETY: the caller's driver object; an unnamed device with no extension; PASSIVE_LEVEL.
+        let status = unsafe {
+            sys::IoCreateDevice(
+                driver.as_ptr(),
+                0,
+                ptr::null_mut(),
+                sys::FILE_DEVICE_NETWORK,
+                sys::FILE_DEVICE_SECURE_OPEN,
+                0,
+                &mut device,
+            )
+        };
+        if !sys::nt_success(status) || device.is_null() {
+            return Err(Error::new(Step::CreateDevice, status));
+        }
+        self.device.store(device, Ordering::Release);
+        self.completion_ex.store(!crate::platform::running_under_wine(), Ordering::Release);
+        let undo_device = || {
+            self.device.store(ptr::null_mut(), Ordering::Release);
+            // SAFETY: the device we created above; nothing references it yet.
+            unsafe { sys::IoDeleteDevice(device) };
+        };
         // SAFETY: the registration and client NPI live in this 'static runtime; PASSIVE_LEVEL.
         let status = unsafe { sys::WskRegister(self.client_npi.get(), self.registration.get()) };
         if !sys::nt_success(status) {
-            self.state.store(UNINIT, Ordering::Release);
+            undo_device();
             return Err(Error::new(Step::Register, status));
         }
         // SAFETY: registered; the provider NPI storage lives in this runtime.
@@ -95,23 +171,57 @@ impl Runtime {
         if !sys::nt_success(status) {
             // SAFETY: registered and nothing captured: deregister exactly once.
             unsafe { sys::WskDeregister(self.registration.get()) };
-            self.state.store(UNINIT, Ordering::Release);
+            undo_device();
             return Err(Error::new(Step::CaptureProvider, status));
         }
         // SAFETY: captured; the dispatch table is valid until release.
         let version = unsafe { (*self.provider.get()).Dispatch.as_ref() }.map_or(0, |d| d.Version);
         if version < sys::WSK_VERSION_1_0 {
             self.release();
-            self.state.store(UNINIT, Ordering::Release);
+            undo_device();
             return Err(Error::new(Step::ProviderVersion, sys::STATUS_NOINTERFACE));
         }
+        if let Err(e) = self.executor.spawn_system(|| crate::reaper::reaper(self)) {
+            self.executor.abandon_unstarted();
+            self.release();
+            undo_device();
+            return Err(e);
+        }
+        if let Err(e) = self.start_thread() {
+            self.executor.abandon_unstarted();
+            self.release();
+            undo_device();
+            return Err(e);
+        }
+        self.state.store(RUNNING, Ordering::Release);
+        log::info!(
+            "runtime started (provider WSK version {}.{}, completion routines {})",
+            version >> 8,
+            version & 0xff,
+            if self.completion_ex.load(Ordering::Relaxed) { "with IoSetCompletionRoutineEx" } else { "plain (Wine)" }
+        );
+        Ok(())
+    }
+
+    /// Creates the executor thread with a kernel handle, takes a reference to its thread object (what
+    /// shutdown waits on: it is signalled only once the thread has left the driver's code), and closes the
+    /// handle.
+    fn start_thread(&'static self) -> Result<()> {
+        let mut attributes = sys::OBJECT_ATTRIBUTES {
+            Length: core::mem::size_of::<sys::OBJECT_ATTRIBUTES>() as u32,
+            RootDirectory: ptr::null_mut(),
+            ObjectName: ptr::null_mut(),
+            Attributes: sys::OBJ_KERNEL_HANDLE,
+            SecurityDescriptor: ptr::null_mut(),
+            SecurityQualityOfService: ptr::null_mut(),
+        };
         let mut handle: sys::HANDLE = ptr::null_mut();
         // SAFETY: the thread routine receives this 'static runtime; PASSIVE_LEVEL.
         let status = unsafe {
             sys::PsCreateSystemThread(
                 &mut handle,
                 sys::THREAD_ALL_ACCESS,
-                ptr::null_mut(),
+                &mut attributes,
                 ptr::null_mut(),
                 ptr::null_mut(),
                 executor_thread,
@@ -119,14 +229,27 @@ impl Runtime {
             )
         };
         if !sys::nt_success(status) {
-            self.release();
-            self.state.store(UNINIT, Ordering::Release);
             return Err(Error::new(Step::StartExecutor, status));
         }
-        // SAFETY: STARTING: no one else touches the handle.
-        unsafe { *self.thread.get() = handle };
-        self.state.store(RUNNING, Ordering::Release);
-        log::info!("runtime started (provider WSK version {}.{})", version >> 8, version & 0xff);
+        let mut object: *mut c_void = ptr::null_mut();
+        // SAFETY: a kernel handle we just got; KernelMode access; no type check needed for our own handle.
+        let status = unsafe {
+            sys::ObReferenceObjectByHandle(handle, sys::SYNCHRONIZE, ptr::null_mut(), sys::KERNEL_MODE, &mut object, ptr::null_mut())
+        };
+        if !sys::nt_success(status) || object.is_null() {
+            // Without the object, wait through the handle before failing: the thread must be gone.
+            self.executor.request_stop();
+            // SAFETY: our kernel handle; PASSIVE_LEVEL; the thread exits once it sees `stop`.
+            unsafe {
+                sys::ZwWaitForSingleObject(handle, 0, ptr::null_mut());
+                sys::ZwClose(handle);
+            }
+            return Err(Error::new(Step::StartExecutor, status));
+        }
+        // SAFETY: our handle, no longer needed (the object reference keeps the thread object alive).
+        unsafe { sys::ZwClose(handle) };
+        // SAFETY: STARTING: no one else touches the cell.
+        unsafe { *self.thread.get() = object };
         Ok(())
     }
 
@@ -155,15 +278,46 @@ impl Runtime {
         if p.Dispatch.is_null() { None } else { Some((p.Client, p.Dispatch)) }
     }
 
-    /// Spawns a task on the executor.
+    /// The device object completion routines are set with (IoSetCompletionRoutineEx), or `None` where the
+    /// plain routine is used (Wine).
+    pub(crate) fn completion_device(&self) -> Option<NonNull<DEVICE_OBJECT>> {
+        if self.completion_ex.load(Ordering::Acquire) {
+            NonNull::new(self.device.load(Ordering::Acquire))
+        } else {
+            None
+        }
+    }
+
+    /// True once the executor has dropped the user tasks at shutdown (the reaper's cue to finish).
+    pub(crate) fn user_tasks_gone(&self) -> bool {
+        self.executor.user_tasks_dropped()
+    }
+
+    /// Spawns a task on the executor; any IRQL <= DISPATCH_LEVEL. The future is moved into the task's pool
+    /// allocation once; for a large future prefer [`Self::spawn_with`], which builds it there.
     ///
     /// # Errors
-    /// [`Step::Shutdown`] when not running, [`Step::Spawn`] without memory for the task.
-    pub fn spawn<F: Future<Output = ()> + 'static>(&'static self, fut: F) -> Result<()> {
+    /// [`Step::Shutdown`] when not running, [`Step::Spawn`] without memory for the task. The future is
+    /// dropped then, which never blocks.
+    pub fn spawn<F: Future<Output = ()> + Send + 'static>(&'static self, fut: F) -> Result<()> {
+        self.spawn_with(move || fut)
+    }
+
+    /// Spawns a task whose future `make` builds directly in the task's pool allocation, so even a large
+    /// future never crosses the (24 KiB) kernel stack whole; any IRQL <= DISPATCH_LEVEL.
+    ///
+    /// # Errors
+    /// [`Step::Shutdown`] when not running, [`Step::Spawn`] without memory for the task (`make` is not
+    /// called then).
+    pub fn spawn_with<F, M>(&'static self, make: M) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+        M: FnOnce() -> F,
+    {
         if !self.is_running() {
             return Err(Error::new(Step::Shutdown, sys::STATUS_INVALID_DEVICE_STATE));
         }
-        self.executor.spawn(fut)
+        self.executor.spawn_with(make)
     }
 
     /// Runs `fut` to completion on the calling thread (PASSIVE_LEVEL only: it waits on an event).
@@ -171,28 +325,34 @@ impl Runtime {
         self.executor.block_on(fut)
     }
 
-    /// Stops everything in order (PASSIVE_LEVEL): the executor drops every task (listeners first), which
-    /// cancels and waits for their IRPs and closes their sockets; the thread is joined; the provider NPI is
-    /// released and the client deregistered; the final counts are logged. Does nothing unless running.
+    /// Stops everything in order (PASSIVE_LEVEL): the executor drops every task (listeners first); the
+    /// reaper closes every socket and waits until no IRP is in flight; the thread is waited for through its
+    /// thread object; the provider NPI is released, the client deregistered, the device object deleted;
+    /// the final counts are logged. Does nothing unless running. Returns only when no driver code can still
+    /// run on behalf of this runtime, however long the provider takes.
     pub fn shutdown(&'static self) {
         if self.state.compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return;
         }
         self.executor.request_stop();
-        // SAFETY: STOPPING: we own the handle.
-        let handle = unsafe { *self.thread.get() };
-        if !handle.is_null() {
-            // SAFETY: a thread handle from PsCreateSystemThread; PASSIVE_LEVEL; infinite wait.
+        // SAFETY: STOPPING: we own the cell.
+        let object = unsafe { *self.thread.get() };
+        if !object.is_null() {
+            // SAFETY: a referenced thread object; PASSIVE_LEVEL; no timeout: the thread ends once every
+            // socket is closed and every IRP is back.
             unsafe {
-                sys::ZwWaitForSingleObject(handle, 0, ptr::null_mut());
-                sys::ZwClose(handle);
+                sys::KeWaitForSingleObject(object, sys::EXECUTIVE, sys::KERNEL_MODE, 0, ptr::null_mut());
+                sys::ObfDereferenceObject(object);
                 *self.thread.get() = ptr::null_mut();
             }
         }
-        // Provider threads may still be inside a completion routine (after it published its result): wait
-        // until every routine has returned before releasing the provider and letting the image go.
-        crate::irp::wait_routines_returned();
         self.release();
+        let device = self.device.swap(ptr::null_mut(), Ordering::AcqRel);
+        if !device.is_null() {
+            // SAFETY: our device; on Windows the I/O manager frees it (and lets the image go) only once the
+            // last IoSetCompletionRoutineEx reference is dropped, after its routine returned.
+            unsafe { sys::IoDeleteDevice(device) };
+        }
         self.state.store(STOPPED, Ordering::Release);
         let s = pool::stats();
         log::info!(
@@ -213,7 +373,7 @@ impl Runtime {
     }
 }
 
-unsafe extern "system" fn executor_thread(context: *mut core::ffi::c_void) {
+unsafe extern "system" fn executor_thread(context: *mut c_void) {
     // SAFETY: `start` passes its own 'static runtime.
     let rt = unsafe { &*context.cast::<Runtime>() };
     rt.executor.run();

@@ -18,8 +18,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
-use crate::sync::SpinMutex;
-use crate::sys;
+use crate::sync::KSpinLock;
 
 /// A point in time: 100 ns ticks of the kernel's interrupt time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,13 +44,13 @@ pub(crate) fn init_clock() {
 }
 
 fn resolve_clock() {
-    let precise = resolve(&utf16::PRECISE);
+    let precise = crate::platform::resolve(&crate::platform::utf16::PRECISE);
     if !precise.is_null() {
         QUERY_PRECISE.store(precise as usize, Ordering::Relaxed);
         log::debug!("clock: KeQueryInterruptTimePrecise");
         return;
     }
-    let qpc = resolve(&utf16::QPC);
+    let qpc = crate::platform::resolve(&crate::platform::utf16::QPC);
     if !qpc.is_null() {
         // SAFETY: resolved from the kernel's export of this signature; valid out pointer.
         let f: QpcFn = unsafe { core::mem::transmute::<*mut core::ffi::c_void, QpcFn>(qpc) };
@@ -68,27 +67,6 @@ fn resolve_clock() {
         }
     }
     log::debug!("clock: KUSER_SHARED_DATA");
-}
-
-fn resolve(name: &[u16]) -> *mut core::ffi::c_void {
-    let bytes = (name.len() * 2) as u16;
-    let us = sys::UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: name.as_ptr().cast_mut() };
-    // SAFETY: `us` describes a valid UTF-16 string for the duration of the call; PASSIVE_LEVEL.
-    unsafe { sys::MmGetSystemRoutineAddress(&us) }
-}
-
-mod utf16 {
-    const fn widen<const N: usize>(s: &[u8; N]) -> [u16; N] {
-        let mut out = [0u16; N];
-        let mut i = 0;
-        while i < N {
-            out[i] = s[i] as u16;
-            i += 1;
-        }
-        out
-    }
-    pub(super) const PRECISE: [u16; 27] = widen(b"KeQueryInterruptTimePrecise");
-    pub(super) const QPC: [u16; 25] = widen(b"KeQueryPerformanceCounter");
 }
 
 impl Instant {
@@ -180,7 +158,9 @@ struct TimerList {
 // SAFETY: nodes are only touched under the TIMERS lock, by polling threads.
 unsafe impl Send for TimerList {}
 
-static TIMERS: SpinMutex<TimerList> = SpinMutex::new(TimerList { head: ptr::null_mut() });
+/// The sleepers of every polling thread (the executor and `block_on` callers), under a queued spin lock: the
+/// critical sections only link, unlink and move wakers out; wakers are woken and dropped after release.
+static TIMERS: KSpinLock<TimerList> = KSpinLock::new(TimerList { head: ptr::null_mut() });
 
 /// Wakes every sleeper whose deadline has passed; returns the nearest remaining deadline.
 pub(crate) fn fire_expired(now: Instant) -> Option<Instant> {
@@ -248,6 +228,11 @@ pub struct Sleep {
     _pin: PhantomPinned,
 }
 
+// SAFETY: the node's links are only followed under the TIMERS lock, from any thread; the waker is Send.
+unsafe impl Send for Sleep {}
+// SAFETY: `&Sleep` exposes nothing (every method needs `Pin<&mut Sleep>`).
+unsafe impl Sync for Sleep {}
+
 /// Waits for `d`.
 #[must_use]
 pub fn sleep(d: Duration) -> Sleep {
@@ -281,10 +266,11 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let node_ptr: *mut TimerNode = &mut this.node;
-        TIMERS.with(|list| {
+        let waker = cx.waker().clone();
+        let old = TIMERS.with(|list| {
             // SAFETY: the node is pinned and alive; lock held.
             let node = unsafe { &mut *node_ptr };
-            node.waker = Some(cx.waker().clone());
+            let old = node.waker.replace(waker);
             if !node.linked {
                 node.next = list.head;
                 node.prev = ptr::null_mut();
@@ -295,7 +281,10 @@ impl Future for Sleep {
                 list.head = node_ptr;
                 node.linked = true;
             }
+            old
         });
+        // Dropped after the lock is released: a waker's drop may free its task.
+        drop(old);
         Poll::Pending
     }
 }
@@ -305,13 +294,14 @@ impl Drop for Sleep {
         // Always under the lock: `fire_expired` on another polling thread may be unlinking this node and
         // taking its waker right now, and the waker must be dropped exactly once.
         let node = &mut self.node;
-        TIMERS.with(|list| {
+        let waker = TIMERS.with(|list| {
             if node.linked {
                 // SAFETY: linked into `list`, lock held.
                 unsafe { unlink(list, node) };
             }
-            drop(node.waker.take());
+            node.waker.take()
         });
+        drop(waker);
     }
 }
 
@@ -329,6 +319,11 @@ impl core::fmt::Display for Elapsed {
 /// the provider to give it back) and `Err(Elapsed)` is returned.
 pub fn timeout<F: Future>(d: Duration, fut: F) -> Timeout<F> {
     Timeout { fut, sleep: sleep(d) }
+}
+
+/// Like [`timeout`] with an absolute deadline.
+pub fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Timeout<F> {
+    Timeout { fut, sleep: sleep_until(deadline) }
 }
 
 /// The future of [`timeout`].

@@ -51,6 +51,18 @@ pub struct Counts {
     pub indications_held: u64,
     /// Provider calls made since the reset (every dispatch-table routine and the four NPI routines).
     pub provider_calls: u64,
+    /// Device objects (IoCreateDevice) not freed yet: not deleted, or deleted and still referenced.
+    pub devices_live: u64,
+    /// References the client took with ObReferenceObjectByHandle or ObfReferenceObject and has not dropped
+    /// with ObfDereferenceObject.
+    pub object_references: u64,
+    /// IoSetCompletionRoutineEx contexts not released: their IRP never completed (each also keeps its device
+    /// object, and so the driver image, referenced).
+    pub completion_contexts_live: u64,
+    /// KeAcquireInStackQueuedSpinLock calls since the reset (a total, not a leak).
+    pub spin_lock_acquisitions: u64,
+    /// Spin locks held now.
+    pub spin_locks_held: u64,
     /// Violations recorded since the reset.
     pub violations: u64,
 }
@@ -69,6 +81,13 @@ impl Counts {
             ("provider NPIs captured", self.npi_captured),
             ("WSK registrations", self.registered),
             ("data indications held", self.indications_held),
+            ("device objects live", self.devices_live),
+            ("object references held", self.object_references),
+            (
+                "IoSetCompletionRoutineEx contexts unreleased",
+                self.completion_contexts_live,
+            ),
+            ("spin locks held", self.spin_locks_held),
         ];
         checks
             .iter()
@@ -95,6 +114,8 @@ pub fn counts() -> Counts {
     let irps = crate::kernel::irp::totals();
     let threads = crate::kernel::thread::totals();
     let provider = crate::provider::totals();
+    let devices = crate::kernel::device::totals();
+    let (spin_lock_acquisitions, spin_locks_held) = crate::kernel::spinlock::totals();
     Counts {
         pool_live_allocations: pool.live_allocations,
         pool_live_bytes: pool.live_bytes,
@@ -113,6 +134,11 @@ pub fn counts() -> Counts {
         registered: provider.registered,
         indications_held: provider.indications_held,
         provider_calls: PROVIDER_CALLS.load(Ordering::Relaxed),
+        devices_live: devices.live,
+        object_references: devices.client_refs + threads.client_refs,
+        completion_contexts_live: crate::kernel::irp::contexts_live(),
+        spin_lock_acquisitions,
+        spin_locks_held,
         violations: lock(&VIOLATIONS).len() as u64,
     }
 }
@@ -216,6 +242,36 @@ pub enum Rule {
     /// An event callback enabled whose function the client's dispatch table does not have, or an event the
     /// socket category does not have.
     EventNotAvailable,
+    /// Driver code ran after the driver image was unmapped (DriverUnload returned and its last device object
+    /// was gone): a completion routine, callback or system thread still executing then, or entered later.
+    /// Windows faults on the next instruction.
+    CodeAfterUnload,
+    /// A [`crate::faults::Fault::LateReturn`] hold waited [`crate::Config::late_return_cap`] without the
+    /// driver's unload returning (or there was no [`crate::kernel::driver::Driver`] to wait for).
+    LateReturnTimeout,
+    /// PsCreateSystemThread without OBJ_KERNEL_HANDLE: the handle lands in the current process's handle
+    /// table, within user mode's reach.
+    HandleNotKernel,
+    /// IoCreateDevice with a DRIVER_OBJECT the system did not make.
+    DriverUnknown,
+    /// A DEVICE_OBJECT that IoCreateDevice did not return, is deleted already (IoDeleteDevice), or is freed.
+    DeviceUnknown,
+    /// ObfReferenceObject, ObfDereferenceObject or a wait on a pointer that is not a live object.
+    ObjectUnknown,
+    /// ObfDereferenceObject of a reference the driver never took (Windows frees the object under its owner).
+    ObjectOverDereferenced,
+    /// IofCompleteRequest of an IRP a provider still holds (it would complete twice).
+    IrpCompletedWhilePending,
+    /// A routine the platform exports only as a crashing stub was called: under [`crate::Config::wine`],
+    /// IoSetCompletionRoutineEx (`__wine_stub_IoSetCompletionRoutineEx` in Wine 8.0: calling it kills
+    /// winedevice.exe). Also `wine_ntoskrnl_main_loop`, which a driver may resolve to detect Wine but must
+    /// never call (it is winedevice.exe's own entry into ntoskrnl).
+    WineStub,
+    /// KeAcquireInStackQueuedSpinLock of a lock the thread already holds (Windows spins forever).
+    SpinLockRecursive,
+    /// KeReleaseInStackQueuedSpinLock with a handle that holds no lock (never acquired, released twice,
+    /// moved since) or on another thread; or a NULL lock or handle.
+    SpinLockMisuse,
     /// Something the simulation itself got wrong; please report it.
     Internal,
 }

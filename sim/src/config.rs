@@ -3,7 +3,8 @@
 //!
 //! [`Config::windows`] (the default) behaves like Windows: a call that can finish at once completes its IRP
 //! inline and returns the real status; one that cannot returns STATUS_PENDING and completes later; pending
-//! IRPs carry a cancel routine, so IoCancelIrp completes them with STATUS_CANCELLED. [`Config::wine`]
+//! IRPs carry a cancel routine, so IoCancelIrp completes them with STATUS_CANCELLED; IPv6 sockets start
+//! IPv6-only. [`Config::wine`]
 //! reproduces Wine 8's netio.sys (see `shared/reference/wine.md`). Per-call overrides come from the fault
 //! plan ([`crate::faults::Fault::Complete`]).
 
@@ -46,6 +47,10 @@ pub struct Config {
     pub socket_kinds: u32,
     /// IPv6 addresses work. Wine's WskBind copies 16 bytes of address, so IPv6 binds fail there.
     pub ipv6: bool,
+    /// An AF_INET6 socket starts IPv6-only (IPV6_V6ONLY = 1), as on Windows: a `[::]` listener is not
+    /// reachable over IPv4 unless the client sets IPV6_V6ONLY to 0 with WskControlSocket before bind. Off,
+    /// sockets start dual-stack (the Linux default).
+    pub ipv6_v6only_default: bool,
     /// Chained MDLs (`Mdl->Next`) are accepted in a WSK_BUF. Wine completes such calls with
     /// STATUS_UNSUCCESSFUL.
     pub chained_mdls: bool,
@@ -66,8 +71,34 @@ pub struct Config {
     pub flag_close_from_completion: bool,
     /// Record [`crate::Rule::MdlNotMapped`] for MDLs that MmBuildMdlForNonPagedPool never saw.
     pub require_mapped_mdls: bool,
-    /// Routine names MmGetSystemRoutineAddress pretends not to know (to exercise a client's fallbacks).
+    /// The routines MmGetSystemRoutineAddress resolves, by name; every other name gives NULL. Only names the
+    /// simulation implements resolve ([`crate::kernel::time::RESOLVABLE`]): `KeQueryInterruptTime`,
+    /// `KeQueryInterruptTimePrecise`, `KeQueryPerformanceCounter`, `wine_ntoskrnl_main_loop`. Windows: the
+    /// three clocks. Wine 8.0: no `KeQueryInterruptTimePrecise` (its ntoskrnl.exe lacks the export), and
+    /// `wine_ntoskrnl_main_loop`, which only Wine's ntoskrnl exports (how a driver tells it runs under Wine).
+    pub system_routines: Vec<&'static str>,
+    /// Routine names MmGetSystemRoutineAddress pretends not to know (to exercise a client's fallbacks); they
+    /// are removed from [`Config::system_routines`].
     pub missing_routines: Vec<&'static str>,
+    /// IoSetCompletionRoutineEx works (Windows). Off (Wine 8.0, whose ntoskrnl.exe exports it as
+    /// `__wine_stub_IoSetCompletionRoutineEx`), calling it records [`crate::Rule::WineStub`] and returns
+    /// STATUS_NOT_IMPLEMENTED without touching the IRP or the device.
+    pub completion_routine_ex: bool,
+    /// The driver image stays mapped after the unload returned until every device object of the driver is
+    /// deleted and unreferenced (Windows). Off (Wine: `DriverUnload(); FreeLibrary(); IoDeleteDriver()`),
+    /// the image goes as soon as the unload has returned, whatever device references remain, so an
+    /// IoSetCompletionRoutineEx reference protects nothing there.
+    pub devices_keep_image: bool,
+    /// WskCloseSocket does not complete until every completion of the socket running on a provider worker
+    /// has returned, epilogue included (Wine: netio.sys completes asynchronous I/O inside a threadpool
+    /// callback of the socket, and WskCloseSocket waits for those callbacks with
+    /// `WaitForThreadpoolWaitCallbacks`). It also ends a [`crate::faults::Fault::LateReturn`] hold of a
+    /// completion of that socket: on Wine, a routine's epilogue cannot outlive the close of its socket.
+    pub close_waits_for_callbacks: bool,
+    /// How long a [`crate::faults::Fault::LateReturn`] hold waits for the driver's unload to return (or, with
+    /// [`Config::close_waits_for_callbacks`], the close of the completion's socket) before it gives up with
+    /// [`crate::Rule::LateReturnTimeout`].
+    pub late_return_cap: Duration,
 }
 
 impl Config {
@@ -82,6 +113,7 @@ impl Config {
             stubs: Vec::new(),
             socket_kinds: 0b1_1111, // basic, listen, connection, datagram, stream
             ipv6: true,
+            ipv6_v6only_default: true,
             chained_mdls: true,
             max_pending_per_socket: None,
             abortive_close: true,
@@ -89,13 +121,25 @@ impl Config {
             deregister_wait: Duration::from_millis(500),
             flag_close_from_completion: true,
             require_mapped_mdls: true,
+            system_routines: vec![
+                "KeQueryInterruptTime",
+                "KeQueryInterruptTimePrecise",
+                "KeQueryPerformanceCounter",
+            ],
             missing_routines: Vec::new(),
+            completion_routine_ex: true,
+            devices_keep_image: true,
+            close_waits_for_callbacks: false,
+            late_return_cap: Duration::from_secs(10),
         }
     }
 
-    /// Wine 8.0's netio.sys: completes inline and returns STATUS_PENDING, never cancels, answers the
-    /// unimplemented routines with STATUS_NOT_IMPLEMENTED without completing the IRP, supports only listen
-    /// and connection sockets over IPv4, at most 10 pending operations per socket, graceful close.
+    /// Wine 8.0's netio.sys and ntoskrnl.exe: completes inline and returns STATUS_PENDING, never cancels,
+    /// answers the unimplemented routines with STATUS_NOT_IMPLEMENTED without completing the IRP, supports
+    /// only listen and connection sockets over IPv4, at most 10 pending operations per socket, graceful
+    /// close that waits for the socket's completion callbacks; IoSetCompletionRoutineEx is a crashing stub,
+    /// `KeQueryInterruptTimePrecise` is missing, `wine_ntoskrnl_main_loop` resolves, and the image is
+    /// unmapped as soon as the unload has returned.
     #[must_use]
     pub fn wine() -> Self {
         Self {
@@ -121,10 +165,20 @@ impl Config {
             ],
             socket_kinds: 0b0_0110, // listen, connection
             ipv6: false,
+            // Moot while IPv6 binds fail; Wine's host sockets would follow the Linux default.
+            ipv6_v6only_default: false,
             chained_mdls: false,
             max_pending_per_socket: Some(10),
             abortive_close: false,
             accept_address_bytes: Some(16),
+            system_routines: vec![
+                "KeQueryInterruptTime",
+                "KeQueryPerformanceCounter",
+                "wine_ntoskrnl_main_loop",
+            ],
+            completion_routine_ex: false,
+            devices_keep_image: false,
+            close_waits_for_callbacks: true,
             ..Self::windows()
         }
     }
@@ -136,6 +190,13 @@ impl Config {
             .iter()
             .find(|(name, _)| *name == call)
             .map_or(self.completion, |(_, c)| *c)
+    }
+
+    /// Whether MmGetSystemRoutineAddress resolves `name`: listed in [`Config::system_routines`] and not in
+    /// [`Config::missing_routines`].
+    #[must_use]
+    pub fn resolves(&self, name: &str) -> bool {
+        self.system_routines.contains(&name) && !self.missing_routines.contains(&name)
     }
 
     /// Whether WskSocket accepts this WSK_FLAG_* category.

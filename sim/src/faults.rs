@@ -35,11 +35,14 @@ use wsk_sys::NTSTATUS;
 use crate::config::Completion;
 use crate::sync::lock;
 
-/// Every fault point, by routine name. Allocation points: `ExAllocatePoolWithTag`, `IoAllocateIrp`.
+/// Every fault point, by routine name. Allocation points: `ExAllocatePoolWithTag`, `IoAllocateIrp`,
+/// `IoSetCompletionRoutineEx` (its context).
 pub const POINTS: &[&str] = &[
     "ExAllocatePoolWithTag",
     "IoAllocateIrp",
     "PsCreateSystemThread",
+    "IoCreateDevice",
+    "IoSetCompletionRoutineEx",
     "WskRegister",
     "WskCaptureProviderNPI",
     "WskSocket",
@@ -100,8 +103,10 @@ pub enum When {
 
 /// What an injection does.
 ///
-/// For allocation points every fault means "return NULL". For `PsCreateSystemThread`, `WskRegister` and
-/// `WskCaptureProviderNPI`, `Fail` and `FailWithoutCompleting` return the status; other faults do not apply.
+/// For allocation points every fault means "return NULL" (IoSetCompletionRoutineEx: return
+/// STATUS_INSUFFICIENT_RESOURCES). For `PsCreateSystemThread`, `IoCreateDevice`, `WskRegister` and
+/// `WskCaptureProviderNPI`, `Fail` and `FailWithoutCompleting` return the status; other faults do not apply,
+/// except [`Fault::LateReturn`] on `PsCreateSystemThread`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Fault {
     /// Complete the IRP with this status without doing the work; the return value follows the completion
@@ -120,6 +125,33 @@ pub enum Fault {
     /// Return STATUS_PENDING and complete with STATUS_CANCELLED a moment later from another thread, as if
     /// someone had cancelled the IRP just then.
     Cancel,
+    /// Do the work, but complete the IRP on a provider worker thread (never inline, also when it is
+    /// cancelled or its socket closed), and once the completion routine has returned keep that thread
+    /// counted as still executing the driver's code (the routine's epilogue, preempted) until the driver's
+    /// unload has returned ([`crate::kernel::driver`]). A driver that lets unload return while its plain
+    /// IoSetCompletionRoutine routine is in that state gets [`crate::Rule::CodeAfterUnload`]; with
+    /// IoSetCompletionRoutineEx the device reference keeps the image mapped until the epilogue is over.
+    ///
+    /// On `PsCreateSystemThread`: the thread's start routine, once returned, is held the same way until
+    /// someone waits for the thread (KeWaitForSingleObject on its object, ZwWaitForSingleObject on its
+    /// handle) or the unload has returned, so a driver that waits for an event the thread sets instead
+    /// gets [`crate::Rule::CodeAfterUnload`].
+    ///
+    /// Under [`crate::Config::close_waits_for_callbacks`] (Wine), the epilogue of a completion of socket S
+    /// is also released by WskCloseSocket(S), which then waits for the frame to be gone before it completes
+    /// (Wine's close waits for the socket's threadpool callbacks): a driver that closes its sockets before
+    /// its unload returns is clean there with plain completion routines.
+    LateReturn,
+    /// The IRP of this call stays pending whatever the client does: the work is done (a bind binds, a send
+    /// sends, a receive waits for data as usual), but when the operation ends, finished, cancelled by
+    /// IoCancelIrp or by WskCloseSocket of its socket, the IRP is *not* completed (IoCancelIrp still returns
+    /// TRUE where cancel routines are on, and the close itself completes). It stays held, counted in
+    /// [`crate::Counts::irps_pending`] and [`held`], until the test calls [`release_held`] (which completes
+    /// it with STATUS_CANCELLED if it was cancelled or its socket closed, else with its result) or until the
+    /// reset (which drops it without calling back). The call returns STATUS_PENDING. This is a provider slow
+    /// to honour a cancel: a runtime must neither block its executor nor give up at unload while such an IRP
+    /// is out. Calls without an IRP ignore it.
+    Held,
 }
 
 /// One rule of a [`Plan`].
@@ -259,6 +291,22 @@ pub fn fired() -> Vec<Fired> {
         .as_ref()
         .map(|s| s.fired.clone())
         .unwrap_or_default()
+}
+
+/// How many IRPs [`Fault::Held`] keeps pending now (operations still running under the fault, and IRPs
+/// kept after their operation ended).
+#[must_use]
+pub fn held() -> usize {
+    crate::provider::held()
+}
+
+/// Ends every [`Fault::Held`] hold now, on the calling thread: each IRP kept pending completes (its
+/// completion routine runs here, at DISPATCH_LEVEL, before this returns) with STATUS_CANCELLED if
+/// IoCancelIrp was called on it or its socket was closed, else with its operation's result; an operation
+/// still waiting for its socket (a receive without data) stops being held and completes like any other
+/// when it ends. Returns how many IRPs it completed.
+pub fn release_held() -> usize {
+    crate::provider::release_held()
 }
 
 /// Counts a visit of `name` and returns the fault to inject there, if any.

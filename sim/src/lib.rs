@@ -6,20 +6,29 @@
 //! (`wsk_sim::exclusive()`, or `extern crate wsk_sim;`) for its object code to be linked.
 //!
 //! # What it is made of
-//! - [`kernel`]: pool ([`kernel::pool`]), IRPs with Windows' stack-location layout and `IoCompleteRequest`
-//!   logic ([`kernel::irp`]), MDLs ([`kernel::mdl`]), events ([`kernel::event`]), system threads
-//!   ([`kernel::thread`]), interrupt time and `MmGetSystemRoutineAddress` ([`kernel::time`]), and a per-thread
-//!   IRQL that lets the sim tell a completion routine from PASSIVE_LEVEL code ([`kernel::irql`]). `DbgPrint`
-//!   is C (`csrc/dbgprint.c`), because it is variadic; its lines land in [`log`].
+//! - [`kernel`]: pool ([`kernel::pool`]), IRPs with Windows' stack-location layout, `IoCompleteRequest`
+//!   logic and IoSetCompletionRoutineEx ([`kernel::irp`]), MDLs ([`kernel::mdl`]), events
+//!   ([`kernel::event`]), system threads and their objects ([`kernel::thread`]), device objects
+//!   ([`kernel::device`], [`kernel::object`]), queued spin locks ([`kernel::spinlock`]), interrupt time and
+//!   `MmGetSystemRoutineAddress` ([`kernel::time`]), and a per-thread IRQL that lets the sim tell a
+//!   completion routine from PASSIVE_LEVEL code ([`kernel::irql`]). `DbgPrint` is C (`csrc/dbgprint.c`),
+//!   because it is variadic; its lines land in [`log`].
+//! - [`kernel::driver`]: driver objects for tests ([`kernel::driver::Driver`]), and when the driver image is
+//!   unmapped: Wine never unmaps a driver, Windows does as soon as DriverUnload has returned and its device
+//!   objects are gone, and any of the driver's code still running then is a crash there and a
+//!   [`Rule::CodeAfterUnload`] here.
+//! - [`kernel::stack`]: the threads that run client code have a 24 KiB kernel stack in an optimised build
+//!   (`cargo test --profile sim-opt`), as on Windows; Wine's are 1 MiB.
 //! - [`provider`]: a WSK provider whose sockets are real non-blocking loopback sockets. A call that can finish
 //!   at once finishes inside the call; one that would block becomes a *pending operation* served by a worker
 //!   thread that `poll(2)`s the socket and an `eventfd(2)`, so `IoCancelIrp` and `WskCloseSocket` interrupt it
 //!   at once. Every IRP handed to the provider is tracked from the call until its completion routine returns.
 //! - [`config`]: how the provider completes IRPs ([`Completion`]) and which platform it imitates
 //!   ([`Config::windows`], [`Config::wine`]: Wine 8's PENDING-after-completion, stubs that never complete the
-//!   IRP, no cancel routines, IPv4 only, ...).
+//!   IRP, no cancel routines, IPv4 only, ...; Windows' IPv6 sockets start IPv6-only).
 //! - [`faults`]: deterministic fault injection by routine name and call count (or seeded at random), and the
-//!   counting mode a fault sweep starts from.
+//!   counting mode a fault sweep starts from; [`faults::Fault::LateReturn`] turns the unload race into a
+//!   deterministic one.
 //! - [`account`]: live counts ([`counts`]) and the rule violations the sim detected ([`violations`]).
 //!
 //! # Rules it enforces
@@ -78,6 +87,7 @@ pub struct Exclusive {
 /// log, fault plan and configuration. Call it between tests, after checking [`counts`] and [`violations`];
 /// [`exclusive`] calls it for you.
 pub fn reset() {
+    kernel::release_holds();
     provider::reset();
     kernel::reset();
     faults::clear();

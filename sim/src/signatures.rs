@@ -31,6 +31,16 @@ check! {
     ZwWaitForSingleObject in kernel::thread (_, _, _);
     ZwClose in kernel::thread (_);
     MmGetSystemRoutineAddress in kernel::time (_);
+    IoCreateDevice in kernel::device (_, _, _, _, _, _, _);
+    IoDeleteDevice in kernel::device (_);
+    IoSetCompletionRoutineEx in kernel::irp (_, _, _, _, _, _, _);
+    IofCompleteRequest in kernel::irp (_, _);
+    ObReferenceObjectByHandle in kernel::thread (_, _, _, _, _, _);
+    ObfReferenceObject in kernel::object (_);
+    ObfDereferenceObject in kernel::object (_);
+    KeAcquireInStackQueuedSpinLock in kernel::spinlock (_, _);
+    KeReleaseInStackQueuedSpinLock in kernel::spinlock (_);
+    KeGetCurrentIrql in kernel::spinlock ();
     KeBugCheckEx in kernel::bugcheck (_, _, _, _, _);
     WskRegister in provider::registration (_, _);
     WskDeregister in provider::registration (_);

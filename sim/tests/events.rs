@@ -354,14 +354,32 @@ fn receive_from_events() {
                 Seen::Datagram(b"two".to_vec())
             ]
         );
-        // Disable: datagrams now wait for WskReceiveFrom.
+        // Disable: datagrams now wait for WskReceiveFrom (which gets the one sent after disabling, so no
+        // callback consumed it).
         assert_eq!(
             enable(d, WSK_EVENT_RECEIVE_FROM | WSK_EVENT_DISABLE),
             STATUS_SUCCESS
         );
         peer.send_to(b"three", addr).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        let req = Req::new();
+        let buf = Buf::new(16);
+        let mut wb = buf.wsk(16);
+        let r = unsafe {
+            (dgram(d).WskReceiveFrom)(
+                d,
+                &mut wb,
+                0,
+                null_mut(),
+                null_mut(),
+                null_mut(),
+                null_mut(),
+                req.irp,
+            )
+        };
+        assert_eq!(req.wait(r), (STATUS_SUCCESS, 5));
+        assert_eq!(buf.bytes(5), b"three");
         assert_eq!(seen().len(), 2);
+        drop((req, buf));
         close(d);
         client.shutdown();
     });

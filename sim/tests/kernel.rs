@@ -231,11 +231,12 @@ unsafe extern "system" fn thread_main(context: *mut c_void) {
 fn system_threads() {
     let _sim = wsk_sim::exclusive();
     let mut handle: HANDLE = null_mut();
+    let mut attributes = kernel_handle_attributes();
     let status = unsafe {
         PsCreateSystemThread(
             &mut handle,
             THREAD_ALL_ACCESS,
-            null_mut(),
+            &mut attributes,
             null_mut(),
             null_mut(),
             thread_main,
@@ -262,7 +263,7 @@ fn system_threads() {
             PsCreateSystemThread(
                 &mut handle,
                 0,
-                null_mut(),
+                &mut attributes,
                 null_mut(),
                 null_mut(),
                 thread_main,
@@ -381,5 +382,195 @@ fn deregister_waits_for_sockets_closed_elsewhere() {
     unsafe { WskReleaseProviderNPI(&mut *registration) };
     unsafe { WskDeregister(&mut *registration) };
     closer.join().unwrap();
+    assert_clean();
+}
+
+fn lock_handle() -> KLOCK_QUEUE_HANDLE {
+    KLOCK_QUEUE_HANDLE {
+        LockQueue: KSPIN_LOCK_QUEUE {
+            Next: null_mut(),
+            Lock: null_mut(),
+        },
+        OldIrql: 0xff,
+    }
+}
+
+/// A counter only ever touched under a spin lock; the lock is what makes the unsynchronised increments safe.
+struct Guarded {
+    lock: std::cell::UnsafeCell<KSPIN_LOCK>,
+    value: std::cell::UnsafeCell<u64>,
+}
+// SAFETY: `value` is only accessed with `lock` held (the test below), and the lock is the simulation's.
+unsafe impl Sync for Guarded {}
+
+#[test]
+fn queued_spin_locks_raise_irql_and_exclude() {
+    let _sim = wsk_sim::exclusive();
+    let mut lock: KSPIN_LOCK = 0;
+    let mut handle = lock_handle();
+    unsafe {
+        assert_eq!(KeGetCurrentIrql(), PASSIVE_LEVEL);
+        KeAcquireInStackQueuedSpinLock(&mut lock, &mut handle);
+        assert_eq!(KeGetCurrentIrql(), DISPATCH_LEVEL);
+        assert_eq!(handle.OldIrql, PASSIVE_LEVEL);
+        assert_eq!(handle.LockQueue.Lock, &raw mut lock);
+        assert_eq!(wsk_sim::counts().spin_locks_held, 1);
+        assert!(wsk_sim::counts()
+            .leaks()
+            .iter()
+            .any(|l| l.contains("spin locks held")));
+        KeReleaseInStackQueuedSpinLock(&mut handle);
+        assert_eq!(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    }
+    let c = wsk_sim::counts();
+    assert_eq!((c.spin_lock_acquisitions, c.spin_locks_held), (1, 0));
+
+    // Real mutual exclusion: unsynchronised read-modify-write cycles under the lock lose nothing.
+    static SHARED: Guarded = Guarded {
+        lock: std::cell::UnsafeCell::new(0),
+        value: std::cell::UnsafeCell::new(0),
+    };
+    const THREADS: u64 = 4;
+    const ROUNDS: u64 = 2000;
+    let workers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..ROUNDS {
+                    let mut handle = lock_handle();
+                    unsafe {
+                        KeAcquireInStackQueuedSpinLock(SHARED.lock.get(), &mut handle);
+                        let v = std::ptr::read_volatile(SHARED.value.get());
+                        std::thread::yield_now();
+                        std::ptr::write_volatile(SHARED.value.get(), v + 1);
+                        KeReleaseInStackQueuedSpinLock(&mut handle);
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(unsafe { *SHARED.value.get() }, THREADS * ROUNDS);
+    assert_eq!(
+        wsk_sim::counts().spin_lock_acquisitions,
+        1 + THREADS * ROUNDS
+    );
+    assert_clean();
+}
+
+#[test]
+fn dispatch_level_rules_apply_under_a_spin_lock() {
+    let _sim = wsk_sim::exclusive();
+    let mut lock: KSPIN_LOCK = 0;
+    let mut handle = lock_handle();
+    let mut event: Box<KEVENT> = Box::new(unsafe { std::mem::zeroed() });
+    unsafe { KeInitializeEvent(&mut *event, NOTIFICATION_EVENT, 1) };
+    let ep = (&mut *event as *mut KEVENT).cast::<c_void>();
+    unsafe {
+        KeAcquireInStackQueuedSpinLock(&mut lock, &mut handle);
+        // A zero-timeout poll is fine at DISPATCH_LEVEL; a wait that may block is not.
+        let mut zero = 0_i64;
+        assert_eq!(
+            KeWaitForSingleObject(ep, 0, 0, 0, &mut zero),
+            STATUS_SUCCESS
+        );
+        assert!(wsk_sim::violations().is_empty());
+        let mut ms1 = -10_000_i64;
+        KeWaitForSingleObject(ep, 0, 0, 0, &mut ms1);
+        let v = wsk_sim::take_violations();
+        assert!(
+            v.len() == 1 && v[0].rule == Rule::WaitAtDispatch && v[0].message.contains("spin lock"),
+            "{v:#?}"
+        );
+        // PASSIVE-only routines.
+        assert_eq!(ZwClose(0x10 as HANDLE), STATUS_INVALID_HANDLE);
+        let rules: Vec<Rule> = wsk_sim::take_violations()
+            .into_iter()
+            .map(|v| v.rule)
+            .collect();
+        assert_eq!(rules, vec![Rule::PassiveOnly, Rule::HandleUnknown]);
+        let p = ExAllocatePoolWithTag(1, 8, TAG); // PagedPool
+        expect_violation(Rule::PoolAtDispatch);
+        ExFreePoolWithTag(p, TAG);
+        KeReleaseInStackQueuedSpinLock(&mut handle);
+    }
+    assert_clean();
+}
+
+#[test]
+fn spin_lock_misuse() {
+    let _sim = wsk_sim::exclusive();
+    let mut lock: KSPIN_LOCK = 0;
+    let (mut outer, mut inner) = (lock_handle(), lock_handle());
+    unsafe {
+        // Recursion: reported and let through, and both releases work.
+        KeAcquireInStackQueuedSpinLock(&mut lock, &mut outer);
+        KeAcquireInStackQueuedSpinLock(&mut lock, &mut inner);
+        expect_violation(Rule::SpinLockRecursive);
+        assert_eq!(inner.OldIrql, DISPATCH_LEVEL);
+        KeReleaseInStackQueuedSpinLock(&mut inner);
+        assert_eq!(KeGetCurrentIrql(), DISPATCH_LEVEL);
+        KeReleaseInStackQueuedSpinLock(&mut outer);
+        assert_eq!(KeGetCurrentIrql(), PASSIVE_LEVEL);
+        // Released twice, or with a handle that never held it.
+        KeReleaseInStackQueuedSpinLock(&mut outer);
+        expect_violation(Rule::SpinLockMisuse);
+        let mut never = lock_handle();
+        KeReleaseInStackQueuedSpinLock(&mut never);
+        expect_violation(Rule::SpinLockMisuse);
+        assert_eq!(
+            KeGetCurrentIrql(),
+            PASSIVE_LEVEL,
+            "a bad release changes nothing"
+        );
+    }
+    // Released on another thread than the one that acquired: reported, and the lock stays held.
+    unsafe { KeAcquireInStackQueuedSpinLock(&mut lock, &mut outer) };
+    let handle_addr = &raw mut outer as usize;
+    std::thread::spawn(move || unsafe {
+        KeReleaseInStackQueuedSpinLock(handle_addr as *mut KLOCK_QUEUE_HANDLE);
+    })
+    .join()
+    .unwrap();
+    let v = wsk_sim::take_violations();
+    assert!(
+        v.len() == 1 && v[0].rule == Rule::SpinLockMisuse && v[0].message.contains("other than"),
+        "{v:#?}"
+    );
+    assert_eq!(wsk_sim::counts().spin_locks_held, 1);
+    unsafe { KeReleaseInStackQueuedSpinLock(&mut outer) };
+    assert_clean();
+}
+
+#[test]
+fn spin_lock_in_a_completion_routine_returns_to_dispatch() {
+    unsafe extern "system" fn locking_routine(
+        _d: *mut c_void,
+        _irp: *mut IRP,
+        ctx: *mut c_void,
+    ) -> NTSTATUS {
+        let mut lock: KSPIN_LOCK = 0;
+        let mut handle = lock_handle();
+        unsafe {
+            KeAcquireInStackQueuedSpinLock(&mut lock, &mut handle);
+            let old = handle.OldIrql;
+            KeReleaseInStackQueuedSpinLock(&mut handle);
+            ctx.cast::<[u8; 2]>().write([old, KeGetCurrentIrql()]);
+        }
+        STATUS_MORE_PROCESSING_REQUIRED
+    }
+    let _sim = wsk_sim::exclusive();
+    let mut seen = [0xff_u8; 2];
+    let irp = unsafe { IoAllocateIrp(1, 0) };
+    unsafe {
+        io_set_completion_routine(irp, locking_routine, (&raw mut seen).cast());
+        (*irp).IoStatus.Status = STATUS_SUCCESS;
+        io_set_next_irp_stack_location(irp);
+        IofCompleteRequest(irp, 0);
+        IoFreeIrp(irp);
+    }
+    assert_eq!(seen, [DISPATCH_LEVEL, DISPATCH_LEVEL]);
+    assert_eq!(unsafe { KeGetCurrentIrql() }, PASSIVE_LEVEL);
     assert_clean();
 }

@@ -112,7 +112,8 @@ fn datagram_send_before_bind_is_refused() {
         let d = client.socket(AF_INET, WSK_FLAG_DATAGRAM_SOCKET);
         let out = Buf::from(b"x");
         let mut wb = out.wsk(1);
-        let mut to = sockaddr(loopback(AF_INET, 9));
+        let nobody = UdpSocket::bind(loopback(AF_INET, 0)).unwrap();
+        let mut to = sockaddr(nobody.local_addr().unwrap());
         let req = Req::new();
         let r = unsafe { (dgram(d).WskSendTo)(d, &mut wb, 0, sa(&mut to), 0, null_mut(), req.irp) };
         assert_eq!(req.wait(r).0, STATUS_INVALID_DEVICE_STATE);
@@ -321,6 +322,114 @@ fn ipv6_is_refused_under_wine() {
         let l = client.socket(AF_INET6, WSK_FLAG_LISTEN_SOCKET);
         assert_eq!(bind(l, loopback(AF_INET6, 0)), STATUS_INVALID_PARAMETER);
         close(l);
+        client.shutdown();
+    });
+}
+
+/// Accepts one connection on `l`; returns the accepted socket.
+fn accept_one(l: *mut WSK_SOCKET) -> *mut WSK_SOCKET {
+    let req = Req::new();
+    let r = start_accept(l, &req, null_mut(), null_mut());
+    req.wait(r).1 as *mut WSK_SOCKET
+}
+
+#[test]
+fn ipv6_sockets_are_v6_only_until_told_otherwise() {
+    let _sim = wsk_sim::exclusive();
+    scenario(|| {
+        let client = Client::new();
+        // An IPv4 port held by a socket that never listens: whoever binds [::] on it must be IPv6-only,
+        // and connections to it over IPv4 are refused.
+        let held = RefusingPort::new(AF_INET);
+        let port = held.addr().port();
+        let l6 = client.socket(AF_INET6, WSK_FLAG_LISTEN_SOCKET);
+        let req = Req::new();
+        let mut value = 7_u32;
+        let r = unsafe {
+            (basic(l6).WskControlSocket)(
+                l6,
+                WSK_GET_OPTION,
+                IPV6_V6ONLY,
+                IPPROTO_IPV6,
+                0,
+                null_mut(),
+                4,
+                (&raw mut value).cast(),
+                null_mut(),
+                req.irp,
+            )
+        };
+        assert_eq!(req.wait(r).0, STATUS_SUCCESS);
+        assert_eq!(value, 1, "Windows: IPV6_V6ONLY starts at 1");
+        assert_eq!(
+            bind(l6, format!("[::]:{port}").parse().unwrap()),
+            STATUS_SUCCESS,
+            "the IPv4 side of the port is someone else's"
+        );
+        let refused = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        let _v6 = TcpStream::connect(("::1", port)).unwrap();
+        let c = accept_one(l6);
+        close(c);
+
+        // Dual stack (IPV6_V6ONLY = 0 before bind) wants the IPv4 side too: taken here, so the bind fails.
+        let dual = client.socket(AF_INET6, WSK_FLAG_LISTEN_SOCKET);
+        assert_eq!(
+            set_option(dual, IPPROTO_IPV6, IPV6_V6ONLY, 0),
+            STATUS_SUCCESS
+        );
+        assert_eq!(
+            bind(dual, format!("[::]:{port}").parse().unwrap()),
+            STATUS_ADDRESS_ALREADY_ASSOCIATED
+        );
+        close(dual);
+        // And on a port of its own, IPv4 reaches it.
+        let dual = client.socket(AF_INET6, WSK_FLAG_LISTEN_SOCKET);
+        assert_eq!(
+            set_option(dual, IPPROTO_IPV6, IPV6_V6ONLY, 0),
+            STATUS_SUCCESS
+        );
+        assert_eq!(bind(dual, "[::]:0".parse().unwrap()), STATUS_SUCCESS);
+        let dual_port = local_address(dual).port();
+        let _v4 = TcpStream::connect(("127.0.0.1", dual_port)).unwrap();
+        let c = accept_one(dual);
+        close(c);
+        close(dual);
+        close(l6);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn ipv6_v6only_default_can_be_turned_off() {
+    let _sim = wsk_sim::exclusive();
+    let mut config = wsk_sim::Config::windows();
+    config.ipv6_v6only_default = false;
+    wsk_sim::configure(config);
+    scenario(|| {
+        let client = Client::new();
+        let l6 = client.socket(AF_INET6, WSK_FLAG_LISTEN_SOCKET);
+        assert_eq!(bind(l6, "[::]:0".parse().unwrap()), STATUS_SUCCESS);
+        let port = local_address(l6).port();
+        let _v4 = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let c = accept_one(l6);
+        close(c);
+        // Setting it to 1 before bind still works.
+        let only = client.socket(AF_INET6, WSK_FLAG_LISTEN_SOCKET);
+        assert_eq!(
+            set_option(only, IPPROTO_IPV6, IPV6_V6ONLY, 1),
+            STATUS_SUCCESS
+        );
+        let held = RefusingPort::new(AF_INET);
+        assert_eq!(
+            bind(
+                only,
+                format!("[::]:{}", held.addr().port()).parse().unwrap()
+            ),
+            STATUS_SUCCESS
+        );
+        close(only);
+        close(l6);
         client.shutdown();
     });
 }

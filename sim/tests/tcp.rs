@@ -128,10 +128,8 @@ fn connect_before_bind_is_invalid_device_state() {
     scenario(|| {
         let client = Client::new();
         let c = client.socket(AF_INET, WSK_FLAG_CONNECTION_SOCKET);
-        assert_eq!(
-            connect(c, loopback(AF_INET, 9)),
-            STATUS_INVALID_DEVICE_STATE
-        );
+        let nobody = RefusingPort::new(AF_INET);
+        assert_eq!(connect(c, nobody.addr()), STATUS_INVALID_DEVICE_STATE);
         expect_violation(Rule::ConnectBeforeBind);
         close(c);
         client.shutdown();
@@ -142,15 +140,12 @@ fn connect_before_bind_is_invalid_device_state() {
 fn connection_refused() {
     let _sim = wsk_sim::exclusive();
     scenario(|| {
-        // A port nobody listens on: bind a listener, note its port, drop it.
-        let port = free_port();
+        // A port bound by a socket that never listens, held for the whole test.
+        let nobody = RefusingPort::new(AF_INET);
         let client = Client::new();
         let c = client.socket(AF_INET, WSK_FLAG_CONNECTION_SOCKET);
         assert_eq!(bind(c, loopback(AF_INET, 0)), STATUS_SUCCESS);
-        assert_eq!(
-            connect(c, loopback(AF_INET, port)),
-            STATUS_CONNECTION_REFUSED
-        );
+        assert_eq!(connect(c, nobody.addr()), STATUS_CONNECTION_REFUSED);
         close(c);
         client.shutdown();
     });
@@ -222,8 +217,7 @@ fn pending_accept_ignores_cancel_under_wine_and_close_completes_it() {
         wsk_sim::configure(Config::wine());
         let client = Client::new();
         let l = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
-        let port = free_port();
-        assert_eq!(bind(l, loopback(AF_INET, port)), STATUS_SUCCESS);
+        assert_eq!(bind(l, loopback(AF_INET, 0)), STATUS_SUCCESS);
         let req = Req::new();
         let r = start_accept(l, &req, null_mut(), null_mut());
         assert_eq!(r, STATUS_PENDING);
@@ -413,6 +407,9 @@ fn large_transfer_both_ways() {
 
 #[test]
 fn completion_runs_at_dispatch_and_blocking_there_is_a_violation() {
+    // The lock is held across the final check (taken inside the scenario, another test could reset the
+    // simulation between the scenario and its check).
+    let _sim = wsk_sim::exclusive();
     scenario(|| {
         unsafe extern "system" fn blocking_routine(
             _d: *mut std::ffi::c_void,
@@ -423,7 +420,6 @@ fn completion_runs_at_dispatch_and_blocking_there_is_a_violation() {
             unsafe { KeWaitForSingleObject(ctx, 0, 0, 0, &mut timeout) };
             STATUS_MORE_PROCESSING_REQUIRED
         }
-        let _sim = wsk_sim::exclusive();
         let client = Client::new();
         let l = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
         let irp = unsafe { IoAllocateIrp(1, 0) };
@@ -479,6 +475,73 @@ fn many_connections_in_parallel() {
             close(c);
         }
         close(l);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn cancelled_accept_leaves_the_listener_usable() {
+    let _sim = wsk_sim::exclusive();
+    scenario(|| {
+        let client = Client::new();
+        let (l, addr) = listener(&client, AF_INET);
+        let mut req = Req::new();
+        let r = start_accept(l, &req, null_mut(), null_mut());
+        assert_eq!(r, STATUS_PENDING);
+        assert_eq!(
+            unsafe { IoCancelIrp(req.irp) },
+            1,
+            "Windows: a cancel routine is set"
+        );
+        assert_eq!(req.wait(r), (STATUS_CANCELLED, 0));
+
+        // The same listener accepts the next connection.
+        req.reuse();
+        let r = start_accept(l, &req, null_mut(), null_mut());
+        assert_eq!(r, STATUS_PENDING);
+        let mut peer = TcpStream::connect(addr).unwrap();
+        let (status, info) = req.wait(r);
+        assert_eq!(status, STATUS_SUCCESS);
+        let c = info as *mut WSK_SOCKET;
+        peer.write_all(b"after cancel").unwrap();
+        assert_eq!(receive(c, 64), (STATUS_SUCCESS, b"after cancel".to_vec()));
+        close(c);
+        close(l);
+        drop(req);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn cancelled_receive_leaves_the_connection_usable() {
+    let _sim = wsk_sim::exclusive();
+    scenario(|| {
+        let client = Client::new();
+        let (l, addr) = listener(&client, AF_INET);
+        let mut peer = TcpStream::connect(addr).unwrap();
+        let c = accept(l);
+
+        let mut req = Req::new();
+        let buf = Buf::new(16);
+        let mut wb = buf.wsk(16);
+        let r = unsafe { (conn(c).WskReceive)(c, &mut wb, 0, req.irp) };
+        assert_eq!(r, STATUS_PENDING);
+        assert_eq!(unsafe { IoCancelIrp(req.irp) }, 1);
+        assert_eq!(req.wait(r), (STATUS_CANCELLED, 0));
+
+        // The same socket receives what the peer sends next, with the same IRP, and still sends.
+        req.reuse();
+        let r = unsafe { (conn(c).WskReceive)(c, &mut wb, 0, req.irp) };
+        peer.write_all(b"still here").unwrap();
+        assert_eq!(req.wait(r), (STATUS_SUCCESS, 10));
+        assert_eq!(buf.bytes(10), b"still here");
+        assert_eq!(send(c, b"yes"), (STATUS_SUCCESS, 3));
+        let mut got = [0_u8; 3];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"yes");
+        close(c);
+        close(l);
+        drop((req, buf));
         client.shutdown();
     });
 }

@@ -9,17 +9,60 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use wsk::time::timeout;
-use wsk::{BindOptions, Connection, DatagramSocket, ListenSocket, Runtime, SocketAddr, StreamListener};
+use wsk::{BindOptions, Buf, Connection, DatagramSocket, DriverObject, ListenSocket, Runtime, SocketAddr, StreamListener};
+use wsk_sim::kernel::driver::Driver;
 
 pub use wsk_sim;
 
 /// The runtime every scenario uses, restarted for each run (a driver has exactly one, in a static).
 pub static RT: Runtime = Runtime::new();
+
+/// The runtime started for one simulated driver load. Dropping it shuts the runtime down and records the
+/// unload as returned, also when a test panics, so one failing test never leaves the shared runtime
+/// started for the next (which would fail with STATUS_INVALID_DEVICE_STATE).
+pub struct Session {
+    driver: Option<Driver>,
+}
+
+impl Session {
+    /// Makes a simulated DRIVER_OBJECT and starts [`RT`] for it.
+    pub fn start() -> Result<Self, wsk::Error> {
+        let driver = Driver::new();
+        let object = NonNull::new(driver.object()).expect("the sim's driver object");
+        // SAFETY: the sim keeps the object alive until its next reset, after this session.
+        RT.start(unsafe { DriverObject::from_raw(object) })?;
+        Ok(Self { driver: Some(driver) })
+    }
+
+    /// The simulated driver (to check whether its image was unmapped, say).
+    pub fn driver(&self) -> Option<&Driver> {
+        self.driver.as_ref()
+    }
+
+    /// Shuts the runtime down now (as DriverUnload would), records the unload as returned, and gives the
+    /// simulated driver back (to check its image afterwards).
+    pub fn stop(mut self) -> Driver {
+        let driver = self.driver.take().expect("a session has its driver until it stops");
+        RT.shutdown();
+        driver.mark_unload_returned();
+        driver
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            RT.shutdown();
+            driver.mark_unload_returned();
+        }
+    }
+}
 
 /// `WSK_TEST_TIME_SCALE` (default 1) multiplies every deadline of the scenarios: valgrind runs them about
 /// twenty times slower than native, and a deadline that passes only because of that is not a finding.
@@ -40,12 +83,49 @@ pub fn server_timeout() -> Duration {
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
-/// A loopback port not used by an earlier run of this process (listening sockets in TIME_WAIT would
-/// otherwise make a rebind fail).
-pub fn fresh_port() -> u16 {
-    let base = 20_000 + (std::process::id() % 20_000) as u16;
-    let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-    base.wrapping_add(n % 20_000).max(1024)
+/// First port [`free_port`] hands out: below Linux's ephemeral range (32768-60999 by default), so the
+/// kernel never picks one of these for an outgoing connection of its own.
+pub const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback port nobody uses: taken from [`PORT_RANGE`], outside the ephemeral range so no client's
+/// automatic bind can take it, and checked free (TCP and UDP, IPv4 and IPv6) right before it is handed
+/// out, so a port still in TIME_WAIT from an earlier run is skipped. Each process starts at its own
+/// offset and walks the range in order.
+pub fn free_port() -> u16 {
+    let span = PORT_RANGE.end - PORT_RANGE.start;
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let port = PORT_RANGE.start + (offset.wrapping_add(n) % span);
+        if is_free(port) {
+            return port;
+        }
+    }
+    panic!("no free port in {PORT_RANGE:?}");
+}
+
+fn is_free(port: u16) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
+    let v4 = (Ipv4Addr::LOCALHOST, port);
+    let any4 = (Ipv4Addr::UNSPECIFIED, port);
+    let v6 = (Ipv6Addr::LOCALHOST, port);
+    // Each socket is dropped before the next bind (`map(drop)`), so they do not conflict with each other.
+    TcpListener::bind(any4).map(drop).is_ok()
+        && TcpListener::bind(v4).map(drop).is_ok()
+        && TcpListener::bind(v6).map(drop).is_ok()
+        && UdpSocket::bind(v4).map(drop).is_ok()
+        && UdpSocket::bind(v6).map(drop).is_ok()
+}
+
+/// Waits until `cond` holds, checking every millisecond; panics naming `what` if it does not within
+/// `limit` (times [`time_scale`]). For conditions another thread makes true (a provider worker completing
+/// an IRP, a task being polled): the wait ends as soon as the condition holds, never after a guessed time.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit * time_scale();
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// What a scenario run produced.
@@ -114,10 +194,11 @@ pub fn listen_scenario_v6() -> Outcome {
 /// The listen kind, by hand: start, bind, accept one connection, receive, echo, close, close the listener,
 /// shut down. The runtime's own API, no generated code.
 pub fn listen_scenario_at(v6: bool) -> Outcome {
-    if let Err(e) = RT.start() {
-        return Outcome::Error(e);
-    }
-    let port = fresh_port();
+    let session = match Session::start() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Error(e),
+    };
+    let port = free_port();
     let addr = if v6 {
         SocketAddr::v6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], port, 0)
     } else {
@@ -130,9 +211,8 @@ pub fn listen_scenario_at(v6: bool) -> Outcome {
             let client = thread::spawn(move || echo_client_at(v6, port, b"hello, kernel"));
             let r = RT.block_on(timeout(server_timeout(), async {
                 let mut conn = listener.accept().await?;
-                let mut buf = [0u8; 64];
-                let n = conn.recv(&mut buf).await?;
-                conn.send_all(&buf[..n]).await?;
+                let buf = conn.recv(Buf::with_capacity(64)?).await?;
+                conn.send_all(buf).await?;
                 conn.close().await?;
                 listener.close().await
             }));
@@ -140,7 +220,7 @@ pub fn listen_scenario_at(v6: bool) -> Outcome {
             from_result(r, "listen")
         }
     };
-    RT.shutdown();
+    let _ = session.stop();
     outcome
 }
 
@@ -149,40 +229,37 @@ pub fn listen_scenario_at(v6: bool) -> Outcome {
 pub fn connect_scenario() -> Outcome {
     let server = TcpListener::bind("127.0.0.1:0").expect("bind a std listener");
     let port = server.local_addr().expect("local addr").port();
-    server.set_nonblocking(false).expect("blocking");
     let echo = thread::spawn(move || {
-        // Serve one connection (or give up when the scenario fails before connecting).
-        let _ = server.set_nonblocking(true);
-        let deadline = std::time::Instant::now() + server_timeout() * 2;
-        while std::time::Instant::now() < deadline {
-            match server.accept() {
-                Ok((mut s, _)) => {
-                    let _ = s.set_nonblocking(false);
-                    let _ = s.set_read_timeout(Some(client_timeout()));
-                    let mut buf = [0u8; 256];
-                    if let Ok(n) = s.read(&mut buf) {
-                        let _ = s.write_all(&buf[..n]);
-                    }
-                    // Wait for the other side to close.
-                    let _ = s.read(&mut buf);
-                    return;
-                }
-                Err(_) => thread::sleep(Duration::from_millis(2)),
+        // Serve one connection. If the scenario fails before it connects, the scenario's own wake-up
+        // connection below ends this accept.
+        if let Ok((mut s, _)) = server.accept() {
+            let _ = s.set_read_timeout(Some(client_timeout()));
+            let mut buf = [0u8; 256];
+            if let Ok(n) = s.read(&mut buf) {
+                let _ = s.write_all(&buf[..n]);
             }
+            // Wait for the other side to close.
+            let _ = s.read(&mut buf);
         }
     });
-    if let Err(e) = RT.start() {
-        let _ = echo.join();
-        return Outcome::Error(e);
-    }
+    let session = match Session::start() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = TcpStream::connect(("127.0.0.1", port));
+            let _ = echo.join();
+            return Outcome::Error(e);
+        }
+    };
     let remote = SocketAddr::v4([127, 0, 0, 1], port);
     let r = RT.block_on(timeout(server_timeout(), async {
         let mut conn = Connection::connect(&RT, remote, None).await?;
-        conn.send_all(b"ping from the kernel").await?;
-        let mut buf = [0u8; 64];
+        conn.send_all(Buf::from_slice(b"ping from the kernel")?).await?;
+        let mut buf = Buf::with_capacity(64)?;
         let mut got = 0;
         while got < 20 {
-            let n = conn.recv(&mut buf[got..]).await?;
+            let slice = conn.recv(buf.slice(got..)).await?;
+            let n = slice.filled();
+            buf = slice.into_inner();
             if n == 0 {
                 break;
             }
@@ -190,7 +267,9 @@ pub fn connect_scenario() -> Outcome {
         }
         conn.close().await
     }));
-    RT.shutdown();
+    let _ = session.stop();
+    // Ends the echo thread's accept if the scenario never connected (harmless otherwise).
+    let _ = TcpStream::connect_timeout(&std::net::SocketAddr::from(([127, 0, 0, 1], port)), client_timeout());
     let _ = echo.join();
     from_result(r, "connect")
 }
@@ -200,10 +279,11 @@ pub fn connect_scenario() -> Outcome {
 pub fn datagram_scenario() -> Outcome {
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a std UDP peer");
     peer.set_read_timeout(Some(client_timeout())).expect("timeout");
-    if let Err(e) = RT.start() {
-        return Outcome::Error(e);
-    }
-    let port = fresh_port();
+    let session = match Session::start() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Error(e),
+    };
+    let port = free_port();
     let addr = SocketAddr::v4([127, 0, 0, 1], port);
     let outcome = match RT.block_on(timeout(server_timeout(), DatagramSocket::bind(&RT, addr, BindOptions::default()))) {
         Err(_) => Outcome::TimedOut("datagram bind"),
@@ -211,9 +291,8 @@ pub fn datagram_scenario() -> Outcome {
         Ok(Ok(mut socket)) => {
             let _ = peer.send_to(b"datagram ping", ("127.0.0.1", port));
             let r = RT.block_on(timeout(server_timeout(), async {
-                let mut buf = [0u8; 64];
-                let d = socket.recv_from(&mut buf).await?;
-                socket.send_to(&buf[..d.len], d.from).await?;
+                let (d, buf) = socket.recv_from(Buf::with_capacity(64)?).await?;
+                socket.send_to(buf, d.from).await?;
                 socket.close().await
             }));
             let mut got = [0u8; 64];
@@ -224,43 +303,47 @@ pub fn datagram_scenario() -> Outcome {
             }
         }
     };
-    RT.shutdown();
+    let _ = session.stop();
     outcome
 }
 
 /// The stream kind (Windows 10 1703+): a stream listener (WskBind + WskListen) accepts a stream socket that
 /// the same runtime connects (WskBind + WskConnect); data both ways; every socket closed; shut down.
 pub fn stream_scenario() -> Outcome {
-    if let Err(e) = RT.start() {
-        return Outcome::Error(e);
-    }
-    let port = fresh_port();
+    let session = match Session::start() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Error(e),
+    };
+    let port = free_port();
     let addr = SocketAddr::v4([127, 0, 0, 1], port);
     let r = RT.block_on(timeout(server_timeout(), async {
         let mut listener = StreamListener::bind(&RT, addr, BindOptions::default()).await?;
         let mut client = Connection::connect_stream(&RT, addr, None).await?;
         let mut server = listener.accept().await?;
-        client.send_all(b"over a stream socket").await?;
-        let mut buf = [0u8; 64];
+        client.send_all(Buf::from_slice(b"over a stream socket")?).await?;
+        let mut buf = Buf::with_capacity(64)?;
         let mut got = 0;
         while got < 20 {
-            let n = server.recv(&mut buf[got..]).await?;
+            let slice = server.recv(buf.slice(got..)).await?;
+            let n = slice.filled();
+            buf = slice.into_inner();
             if n == 0 {
                 break;
             }
             got += n;
         }
-        server.send_all(&buf[..got]).await?;
-        let n = client.recv(&mut buf).await?;
+        buf.set_len(got);
+        let buf = server.send_all(buf).await?;
+        let buf = client.recv(buf).await?;
         server.close().await?;
         client.close().await?;
         listener.close().await?;
-        if n == 0 {
+        if buf.is_empty() {
             return Err(wsk::Error::new(wsk::Step::Receive, wsk::sys::STATUS_CONNECTION_DISCONNECTED));
         }
         Ok(())
     }));
-    RT.shutdown();
+    let _ = session.stop();
     from_result(r, "stream")
 }
 
@@ -273,16 +356,17 @@ pub struct EchoEndpoint {
 
 impl wsk::ListenHandler for EchoEndpoint {
     async fn on_connection(&'static self, conn: &mut Connection) -> wsk::Result<()> {
-        let mut buf = [0u8; 1024];
+        let mut buf = Buf::with_capacity(1024)?;
         loop {
-            let n = match timeout(server_timeout(), conn.recv(&mut buf)).await {
-                Ok(r) => r?,
-                Err(_) => return Ok(()),
+            buf = match conn.recv_timeout(buf, server_timeout()).await {
+                Ok(buf) => buf,
+                Err(e) if e.error.is_timeout() => return Ok(()),
+                Err(e) => return Err(e.error),
             };
-            if n == 0 {
+            if buf.is_empty() {
                 return Ok(());
             }
-            conn.send_all(&buf[..n]).await?;
+            buf = conn.send_all(buf).await?;
             self.served.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -295,10 +379,11 @@ pub static ECHO: EchoEndpoint = EchoEndpoint { served: AtomicU64::new(0) };
 /// unload while that one is still open.
 pub fn endpoint_scenario() -> Outcome {
     use wsk::Endpoint;
-    if let Err(e) = RT.start() {
-        return Outcome::Error(e);
-    }
-    let port = fresh_port();
+    let session = match Session::start() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Error(e),
+    };
+    let port = free_port();
     let mut silent = None;
     let outcome = match ECHO.start_at(&RT, SocketAddr::v4([127, 0, 0, 1], port)) {
         Err(e) => Outcome::Error(e),
@@ -312,7 +397,7 @@ pub fn endpoint_scenario() -> Outcome {
         }
     };
     // Unload while the silent client's connection is still open: its receive must be cancelled.
-    RT.shutdown();
+    let _ = session.stop();
     drop(silent);
     outcome
 }

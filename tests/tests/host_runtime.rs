@@ -104,10 +104,10 @@ fn bind_conflict_is_a_typed_error_and_leaks_nothing() {
     let _sim = wsk_sim::exclusive();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    wsk_tests::RT.start().unwrap();
+    let session = wsk_tests::Session::start().unwrap();
     let addr = wsk::SocketAddr::v4([127, 0, 0, 1], port);
     let r = wsk_tests::RT.block_on(wsk::ListenSocket::bind(&wsk_tests::RT, addr, wsk::BindOptions::default()));
-    wsk_tests::RT.shutdown();
+    let _ = session.stop();
     let e = r.err().expect("binding a taken port must fail");
     assert_eq!(e.step(), wsk::Step::Bind);
     assert!(e.is_address_in_use(), "{e}");

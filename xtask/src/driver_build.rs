@@ -2,7 +2,9 @@
 //!
 //! Wine loads a driver that imports KERNEL32.dll or msvcrt.dll (winedevice.exe is a user process), but
 //! Windows refuses it; such imports creep in silently (libgcc_eh's unwinder, for one). So every build
-//! checks the PE import table and subsystem and fails on anything a kernel image must not have.
+//! checks the PE import table and subsystem and fails on anything a kernel image must not have, then
+//! bounds the stack the image can use (see [`crate::stack`]): Wine's 1 MiB stacks hide what the kernel's
+//! 24 KiB would not survive.
 
 use std::fs;
 use std::path::PathBuf;
@@ -45,13 +47,17 @@ pub struct BuiltDriver {
     pub name: String,
     /// `target/sys/<name>.sys`.
     pub sys: PathBuf,
+    /// The stack check's one-line summary (largest frame, deepest chain per entry point).
+    pub stack: String,
 }
 
 /// Builds `opts.package` for [`RUST_TARGET`], copies the DLL to `target/sys/<name>.sys`, prints its imports and
-/// checks it with [`check_kernel_image`].
+/// checks it with [`check_kernel_image`], then runs the stack check ([`crate::stack::check_file`]), which
+/// writes `target/sys/<name>.stack.json`.
 ///
 /// # Errors
-/// If cargo fails, the DLL is not where expected, objdump fails, or the image check finds a problem.
+/// If cargo fails, the DLL is not where expected, objdump fails, the image check finds a problem, or a
+/// frame or an entry point's chain is over the stack budget.
 pub fn build(paths: &Paths, opts: &BuildOptions) -> Result<BuiltDriver> {
     let mut cmd = util::cargo();
     cmd.current_dir(&paths.root)
@@ -80,8 +86,9 @@ pub fn build(paths: &Paths, opts: &BuildOptions) -> Result<BuiltDriver> {
     let sys = sys_dir.join(format!("{name}.sys"));
     fs::copy(&dll, &sys)?;
     check_file(&sys)?;
+    let analysis = crate::stack::check_file(&sys, Some(&sys_dir.join(format!("{name}.stack.json"))))?;
     println!("build: {} is a valid kernel image", sys.display());
-    Ok(BuiltDriver { name, sys })
+    Ok(BuiltDriver { name, sys, stack: analysis.summary() })
 }
 
 /// Runs `objdump -p` on `sys`, prints its subsystem and imports, and checks them with [`check_kernel_image`].

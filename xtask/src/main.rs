@@ -5,7 +5,9 @@
 
 mod bench;
 mod driver_build;
+mod loom;
 mod setup;
+mod stack;
 mod test_suite;
 mod unload;
 mod util;
@@ -28,13 +30,19 @@ usage: cargo xtask <command> [options]
 commands:
   setup                 install what is missing (apt-get as root: wine, mingw-w64, curl, wrk, valgrind;
                         rustup target x86_64-pc-windows-gnu); changes nothing if all is there
-  build                 cross-build the driver to target/sys/<name>.sys and check its imports/subsystem
+  build                 cross-build the driver to target/sys/<name>.sys and check its imports/subsystem and
+                        its stack (largest frame, deepest chain per entry point; target/sys/<name>.stack.json)
+  stack FILE.sys        the stack check alone, on any .sys: print the figures, fail if over budget
+                        (--json PATH: also write the figures there)
+  stack-selftest        build the big-frame test driver and check that the stack check rejects it
   serve                 build, start a Wine session and load the driver; leaves it answering on 127.0.0.1:8080
   stop                  unload the driver (its DriverUnload runs), print its final log lines, end the session
   demo                  setup + build + serve, then curl GET / and GET /stats, then stop; 0 only if GET / was 200
   test                  all tests: cargo test --workspace, the Wine end-to-end tests against the driver (and its
                         unload counters), the sim-based tests under valgrind
   valgrind              only the valgrind phase of `test`
+  loom                  the loom model checks of the runtime's lock-free handshakes (runtime/loom): every
+                        model on the shipped files, and the mutants each model must catch
   bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
                         target/bench.json
   help                  this text
@@ -110,11 +118,14 @@ pub fn resolve_driver(paths: &Paths, args: &DriverArgs) -> Result<DriverSpec> {
 enum Cmd {
     Setup,
     Build,
+    Stack { sys: PathBuf, json: Option<PathBuf> },
+    StackSelfTest,
     Serve,
     Stop,
     Demo,
     Test,
     Valgrind,
+    Loom,
     Bench,
     Help,
 }
@@ -131,11 +142,20 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     let cmd = match it.next().as_deref() {
         Some("setup") => Cmd::Setup,
         Some("build") => Cmd::Build,
+        Some("stack") => match it.next() {
+            Some(path) if !path.starts_with('-') => Cmd::Stack {
+                sys: PathBuf::from(path),
+                json: None,
+            },
+            _ => bail!("`stack` needs the path of a .sys\n\n{USAGE}"),
+        },
+        Some("stack-selftest") => Cmd::StackSelfTest,
         Some("serve") => Cmd::Serve,
         Some("stop") => Cmd::Stop,
         Some("demo") => Cmd::Demo,
         Some("test") => Cmd::Test,
         Some("valgrind") => Cmd::Valgrind,
+        Some("loom") => Cmd::Loom,
         Some("bench") => Cmd::Bench,
         Some("help" | "-h" | "--help") | None => Cmd::Help,
         Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
@@ -175,6 +195,12 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
                 args.driver.port = v
                     .parse()
                     .map_err(|_| util::Error::msg(format!("bad port `{v}`")))?;
+            }
+            "--json" if matches!(args.cmd, Cmd::Stack { .. }) => {
+                let path = PathBuf::from(value("a path")?);
+                if let Cmd::Stack { json, .. } = &mut args.cmd {
+                    *json = Some(path);
+                }
             }
             "--no-host" if matches!(args.cmd, Cmd::Test) => args.host = false,
             "--valgrind" if matches!(args.cmd, Cmd::Test) => args.valgrind = true,
@@ -218,6 +244,11 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
             setup::check(&paths.root)?;
             driver_build::build(paths, &args.driver.build).map(drop)
         }
+        Cmd::Stack { sys, json } => stack::check_file(&sys, json.as_deref()).map(drop),
+        Cmd::StackSelfTest => {
+            setup::check(&paths.root)?;
+            stack::self_test(paths).map(|s| println!("stack-selftest: {s}"))
+        }
         Cmd::Serve => serve(paths, &args.driver).map(drop),
         Cmd::Stop => stop(paths),
         Cmd::Demo => demo(paths, &args.driver),
@@ -233,6 +264,7 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
             setup::check(&paths.root)?;
             test_suite::valgrind(paths).map(|s| println!("valgrind: {s}"))
         }
+        Cmd::Loom => loom::run(paths).map(|s| println!("loom: {s}")),
         Cmd::Bench => bench(paths, &args.driver, args.duration),
     }
 }
@@ -341,6 +373,17 @@ mod tests {
         let a = parse("test --no-valgrind").unwrap_or_else(|e| unreachable!("{e}"));
         assert!(!a.valgrind && a.host);
         assert!(matches!(parse("").map(|a| a.cmd), Ok(Cmd::Help)));
+        assert!(
+            matches!(parse("stack target/sys/x.sys").map(|a| a.cmd), Ok(Cmd::Stack { sys, json: None }) if sys.as_os_str() == "target/sys/x.sys")
+        );
+        assert!(
+            matches!(parse("stack x.sys --json x.json").map(|a| a.cmd), Ok(Cmd::Stack { json: Some(j), .. }) if j.as_os_str() == "x.json")
+        );
+        assert!(matches!(
+            parse("stack-selftest").map(|a| a.cmd),
+            Ok(Cmd::StackSelfTest)
+        ));
+        assert!(matches!(parse("loom").map(|a| a.cmd), Ok(Cmd::Loom)));
     }
 
     #[test]
@@ -351,5 +394,7 @@ mod tests {
         assert!(parse("serve --port").is_err());
         assert!(parse("serve --port 99999").is_err());
         assert!(parse("bench --duration 0").is_err());
+        assert!(parse("stack").is_err());
+        assert!(parse("stack x.sys -p foo").is_err());
     }
 }

@@ -4,11 +4,17 @@
 //! driver build):
 //! 1. tool check: Wine, mingw, curl, valgrind present, or a loud failure;
 //! 2. host: `cargo test --workspace` (unit, trybuild UI, sim-based), with `WSK_SKIP_WINE=1` so the Wine test
-//!    file, which is part of the workspace, does not fail there for lack of a server; it runs in phase 4;
-//! 3. driver build with the import check;
-//! 4. Wine end to end: the driver loaded in a Wine session, `cargo test -p wsk-tests --test wine_e2e` against it
+//!    file, which is part of the workspace, does not fail there for lack of a server; it runs in phase 7;
+//! 3. the fault sweep (an ignored test of its own, run with its output shown; its summary line goes into
+//!    the phase summary);
+//! 4. the sim-based host tests again, optimised (`--profile sim-opt`), where the simulation gives the
+//!    executor and completion threads 24 KiB stacks as Windows does: a stack overflow crashes a test here;
+//! 5. loom model checks of the runtime's lock-free handshakes;
+//! 6. driver build with the import check and the stack check (figures printed and in the summary), then
+//!    the stack check's self-test on a driver with a deliberately large frame;
+//! 7. Wine end to end: the driver loaded in a Wine session, `cargo test -p wsk-tests --test wine_e2e` against it
 //!    with `WSK_E2E_ADDR`, then `sc stop` and the runtime's unload counters must show nothing left behind;
-//! 5. valgrind: the sim-based host test binaries under `valgrind --leak-check=full --error-exitcode=1`.
+//! 8. valgrind: the sim-based host test binaries under `valgrind --leak-check=full --error-exitcode=1`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -72,13 +78,29 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
         phase("host tests (cargo test --workspace)", &mut || {
             host_tests(paths)
         });
+        phase("fault sweep", &mut || fault_sweep(paths));
+        phase("host tests on 24 KiB kernel stacks (--profile sim-opt)", &mut || {
+            kernel_stack_tests(paths)
+        });
+        phase("loom model checks", &mut || crate::loom::run(paths));
     }
     let mut spec = None;
-    phase("driver build + import check", &mut || {
-        let s = crate::resolve_driver(paths, &opts.driver)?;
-        let msg = format!("{} ({})", s.sys.display(), s.name);
+    phase("driver build + import check + stack check", &mut || {
+        let (s, stack) = match &opts.driver.sys {
+            Some(_) => (crate::resolve_driver(paths, &opts.driver)?, String::new()),
+            None => {
+                let built = crate::driver_build::build(paths, &opts.driver.build)?;
+                let stack = built.stack.clone();
+                let spec = DriverSpec { name: built.name, sys: built.sys, port: opts.driver.port };
+                (spec, stack)
+            }
+        };
+        let msg = format!("{} ({}); {stack}", s.sys.display(), s.name);
         spec = Some(s);
         Ok(msg)
+    });
+    phase("stack check rejects the oversized test driver", &mut || {
+        crate::stack::self_test(paths)
     });
     if let Some(spec) = &spec {
         phase("wine end-to-end tests", &mut || wine_e2e(paths, spec));
@@ -119,6 +141,62 @@ fn host_tests(paths: &Paths) -> Result<String> {
             .env("WSK_SKIP_WINE", "1"),
     )?;
     Ok("passed".into())
+}
+
+/// The test target of the fault sweep (an `#[ignore]`d test, run here with its output shown).
+pub const SWEEP_TEST: &str = "fault_sweep";
+
+/// Runs the fault sweep and returns its summary line (`fault sweep: N scenarios, ...`).
+///
+/// # Errors
+/// If the sweep fails or prints no summary line.
+fn fault_sweep(paths: &Paths) -> Result<String> {
+    let out = util::stdout_of(
+        util::cargo()
+            .current_dir(&paths.root)
+            .args(["test", "-p", E2E_PACKAGE, "--test", SWEEP_TEST, "--", "--ignored", "--nocapture"])
+            .env("WSK_SKIP_WINE", "1"),
+    )?;
+    print!("{out}");
+    match out.lines().find(|l| l.starts_with("fault sweep:")) {
+        Some(line) => Ok(line.to_owned()),
+        None => bail!("the fault sweep printed no `fault sweep:` summary line"),
+    }
+}
+
+/// The sim-based host tests, optimised, on the simulation's 24 KiB kernel stacks.
+///
+/// # Errors
+/// If a test fails (a stack overflow aborts its binary).
+fn kernel_stack_tests(paths: &Paths) -> Result<String> {
+    let runs: [&[&str]; 3] = [
+        &["-p", "wsk-sim"],
+        &[
+            "-p",
+            E2E_PACKAGE,
+            "--test",
+            "host_runtime",
+            "--test",
+            "kernel_limits",
+            "--test",
+            "regressions",
+            "--test",
+            "leaked_socket",
+            "--test",
+            "leaked_receive",
+        ],
+        &["-p", "http-listener", "--test", "host"],
+    ];
+    for args in runs {
+        util::run(
+            util::cargo()
+                .current_dir(&paths.root)
+                .args(["test", "--profile", "sim-opt"])
+                .args(args)
+                .env("WSK_SKIP_WINE", "1"),
+        )?;
+    }
+    Ok("passed (sim, runtime scenarios and findings, the sample's endpoint)".into())
 }
 
 /// Serves `spec`, runs the Wine end-to-end test target against it, stops it and checks its unload counters.
@@ -238,6 +316,9 @@ pub fn valgrind(paths: &Paths) -> Result<String> {
             "--quiet",
         ])
         .arg(exe)
+        // The fault sweep is an ignored test (it has a phase of its own natively); here it runs in its
+        // quick form.
+        .arg("--include-ignored")
         .current_dir(&paths.root)
         .env("WSK_SKIP_WINE", "1")
         // Under valgrind everything runs ~20x slower: the fault sweep injects one fault kind per point

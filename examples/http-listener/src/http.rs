@@ -1,21 +1,38 @@
 //! A sans-IO HTTP/1.1 origin server for one connection, in `core` only, without allocation.
 //!
-//! [`HttpConn`] does no I/O. It owns fixed buffers and a state machine; the driver's task moves
-//! bytes between those buffers and the socket:
+//! [`HttpConn`] does no I/O. It holds a state machine and two buffers that the caller owns and
+//! hands in (any `B: AsRef<[u8]> + AsMut<[u8]>`: `Vec<u8>` in host tests, a pool-allocated
+//! `wsk::Buf` in the driver); the driver's task moves bytes between those buffers and the socket.
+//! [`HttpConn::next_io`] says which buffer and which range of it the next operation uses, so that
+//! a completion-based socket can take the buffer itself by value for the duration of the
+//! operation ([`HttpConn::lend`]) and give it back afterwards ([`HttpConn::give_back`]):
 //!
 //! ```text
 //! loop {
-//!     match http.step(&stats) {
-//!         Step::NeedInput(buf)          => { let n = recv(buf)?; http.received(n); }  // n == 0: EOF
-//!         Step::Send { bytes, then_close } => { send_all(bytes)?; http.sent(); if then_close { break } }
-//!         Step::Close                   => break,
+//!     match http.next_io(&stats) {
+//!         Io::Receive { which, range } => {
+//!             let buf = http.lend(which)?;
+//!             let (buf, n) = recv(buf, range)?;         // n == 0: EOF
+//!             http.give_back(which, buf);
+//!             http.received(n);
+//!         }
+//!         Io::Send { which, range, then_close } => {
+//!             let buf = send_all(http.lend(which)?, range)?;
+//!             http.give_back(which, buf);
+//!             http.sent();
+//!             if then_close { break }
+//!         }
+//!         Io::Close => break,
 //!     }
 //! }
 //! ```
 //!
+//! [`HttpConn::step`] is the same machine seen through borrowed slices ([`Step::NeedInput`],
+//! [`Step::Send`]), for callers whose I/O copies (and for the tests).
+//!
 //! Keeping I/O out means the protocol logic runs its unit tests on the host, byte by byte, with no
 //! sockets and no kernel; and the kernel task cannot get the protocol wrong by interleaving reads
-//! and writes, because [`HttpConn::step`] says which one comes next.
+//! and writes, because [`HttpConn::next_io`] says which one comes next.
 //!
 //! # States
 //!
@@ -35,15 +52,25 @@
 //!
 //! # Buffers
 //!
+//! The state itself is small (well under 1 KiB, most of it an echoed `Content-Type`); the bytes
+//! live in the two buffers, which the driver allocates from non-paged pool per connection.
+//!
 //! * `input` ([`IN_CAP`] bytes) holds the request head and any pipelined bytes after it. A head
 //!   that does not fit is answered with 431 (414 if even the request line does not fit). Consumed
 //!   requests are compacted away, so pipelined requests are answered in order.
-//! * `out` ([`OUT_CAP`] bytes) is a head area of `HEAD_RESERVE` bytes followed by a body area of
-//!   [`ECHO_LIMIT`] bytes. Request bodies are received straight into the body area (no copy when
-//!   the body arrives after the head), response bodies are formatted there, and the response head
-//!   is formatted into the head area and moved to end exactly where the body starts, so every
-//!   response, `/echo` included, goes out in one contiguous [`Step::Send`]. One send per response
-//!   also keeps Nagle's algorithm and delayed ACKs from stalling a second, small write.
+//! * `output` ([`OUT_CAP`] bytes) is a head area of `HEAD_RESERVE` bytes followed by a body area
+//!   of [`ECHO_LIMIT`] bytes. Request bodies are received straight into the body area (no copy
+//!   when the body arrives after the head), response bodies are formatted there, and the response
+//!   head is formatted into the head area and moved to end exactly where the body starts, so every
+//!   response, `/echo` included, goes out in one contiguous [`Io::Send`]. One send per response
+//!   also keeps Nagle's algorithm and delayed ACKs from stalling a second, small write. The fixed
+//!   `100 Continue` and `500` responses are copied to the end of the head area (free whenever
+//!   they are queued) and leave from there too, so every send is a range of `output`.
+//!
+//! Only the first [`IN_CAP`] / [`OUT_CAP`] bytes of the buffers are used. While a buffer is lent
+//! out, or if it is shorter than that (or was lent and never given back, say because the I/O
+//! future holding it was dropped), [`HttpConn::next_io`] and [`HttpConn::step`] close the
+//! connection: they never panic and never run the protocol on missing bytes.
 //!
 //! # Policy
 //!
@@ -67,6 +94,8 @@ mod response;
 mod tests;
 
 use core::fmt;
+use core::ops::Range;
+use core::slice::SliceIndex;
 
 use chunked::Chunk;
 use request::{ContentType, Framing, Method, Request, Route};
@@ -86,6 +115,9 @@ const HEAD_RESERVE: usize = 512;
 
 /// Capacity of the output buffer: a response head plus a body of up to [`ECHO_LIMIT`] bytes.
 pub const OUT_CAP: usize = HEAD_RESERVE + ECHO_LIMIT;
+
+// The fixed responses are sent from the end of the head area.
+const _: () = assert!(CONTINUE.len() <= HEAD_RESERVE && INTERNAL_ERROR.len() <= HEAD_RESERVE);
 
 /// Header field lines per request; more gets 431. Kept modest because the array of
 /// `httparse::Header` (32 bytes each) lives on the kernel stack while a head is parsed.
@@ -141,7 +173,47 @@ impl StatsSource for Stats {
     }
 }
 
-/// What the connection needs next; returned by [`HttpConn::step`].
+/// One of the connection's two buffers, as named by an [`Io`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufId {
+    /// The input buffer ([`IN_CAP`] bytes): request heads and pipelined bytes.
+    Input,
+    /// The output buffer ([`OUT_CAP`] bytes): responses, and request bodies received in place.
+    Output,
+}
+
+/// What the connection needs next, as an operation on a range of one of its buffers; returned by
+/// [`HttpConn::next_io`].
+///
+/// A `Receive` or `Send` range is never empty and lies within the buffer's first [`IN_CAP`] or
+/// [`OUT_CAP`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Io {
+    /// Receive into `range` of buffer `which` (filling it from the range's start), then report
+    /// the count with [`HttpConn::received`]; a count of 0 means the peer closed its side.
+    Receive {
+        /// The buffer to receive into.
+        which: BufId,
+        /// Where in it.
+        range: Range<usize>,
+    },
+    /// Send all bytes in `range` of buffer `which`, then call [`HttpConn::sent`]. If
+    /// `then_close`, close the connection afterwards; the server has nothing more to say on it.
+    Send {
+        /// The buffer holding the bytes.
+        which: BufId,
+        /// Where in it.
+        range: Range<usize>,
+        /// Whether the connection ends after these bytes.
+        then_close: bool,
+    },
+    /// Close the connection now: the peer went away, a closing response was already sent, or a
+    /// buffer is missing.
+    Close,
+}
+
+/// What the connection needs next, seen through borrowed slices of its buffers; returned by
+/// [`HttpConn::step`]. The same machine as [`Io`], for callers that copy.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step<'a> {
     /// Receive into this (never empty) buffer, then report the count with
@@ -195,16 +267,16 @@ enum Phase {
     Closed,
 }
 
-/// Which buffer the slice of the last [`Step::NeedInput`] was taken from.
+/// What the range of the last [`Io::Receive`] (or slice of [`Step::NeedInput`]) was.
 #[derive(Clone, Copy, Debug)]
 enum Reading {
-    /// `input[in_len..]`.
+    /// `input[in_len..IN_CAP]`.
     Input,
     /// The body area, from `body_len` up to `end`.
     Body { end: usize },
 }
 
-/// What `step` should hand the caller, computed without holding a borrow.
+/// What the state machine wants next, before it is placed in a buffer.
 enum Action {
     Input,
     Body { end: usize },
@@ -244,18 +316,49 @@ impl HeadScan {
     }
 }
 
-/// The server side of one HTTP/1.1 connection, as a sans-IO state machine.
+/// One of the connection's buffers, or nothing while it is lent out.
 ///
-/// About 25 KiB, all inline: keep it in the task's (pool-allocated) state, not on a kernel stack.
+/// Only the first `CAP` bytes are used; a buffer shorter than that counts as missing.
+struct Slot<B, const CAP: usize>(Option<B>);
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>, const CAP: usize> Slot<B, CAP> {
+    /// The buffer's `CAP` bytes, if it is here and long enough.
+    fn bytes(&self) -> Option<&[u8]> {
+        self.0.as_ref()?.as_ref().get(..CAP)
+    }
+
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        self.0.as_mut()?.as_mut().get_mut(..CAP)
+    }
+
+    fn get<R: SliceIndex<[u8], Output = [u8]>>(&self, range: R) -> Option<&[u8]> {
+        self.bytes()?.get(range)
+    }
+
+    fn get_mut<R: SliceIndex<[u8], Output = [u8]>>(&mut self, range: R) -> Option<&mut [u8]> {
+        self.bytes_mut()?.get_mut(range)
+    }
+
+    fn is_usable(&self) -> bool {
+        self.bytes().is_some()
+    }
+}
+
+/// The server side of one HTTP/1.1 connection, as a sans-IO state machine over two buffers of
+/// type `B` that it owns between operations and lends out for them.
+///
+/// The state is small (under 1 KiB, checked by a test); the bytes are in the buffers, which can
+/// live anywhere (the driver's are in non-paged pool).
 ///
 /// # Invariants
 ///
-/// `in_len <= IN_CAP`, `body_len <= ECHO_LIMIT`, and an `Outgoing::Response` range lies in `out`.
-pub struct HttpConn {
-    input: [u8; IN_CAP],
+/// `in_len <= IN_CAP`, `body_len <= ECHO_LIMIT`, and an `Outgoing::Response` range lies in the
+/// first `OUT_CAP` bytes of `output`.
+pub struct HttpConn<B> {
+    input: Slot<B, IN_CAP>,
     in_len: usize,
-    out: [u8; OUT_CAP],
-    /// Bytes of request body in `out[HEAD_RESERVE..]`.
+    output: Slot<B, OUT_CAP>,
+    /// Bytes of request body in `output[HEAD_RESERVE..]`.
     body_len: usize,
     content_type: ContentType,
     scan: HeadScan,
@@ -269,43 +372,31 @@ pub struct HttpConn {
     served: u64,
 }
 
-impl Default for HttpConn {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for HttpConn {
+impl<B> fmt::Debug for HttpConn<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpConn")
             .field("phase", &self.phase)
             .field("in_len", &self.in_len)
             .field("body_len", &self.body_len)
+            .field("input_lent", &self.input.0.is_none())
+            .field("output_lent", &self.output.0.is_none())
             .field("eof", &self.eof)
             .field("served", &self.served)
             .finish_non_exhaustive()
     }
 }
 
-impl HttpConn {
-    /// A connection waiting for its first request.
+impl<B: AsRef<[u8]> + AsMut<[u8]>> HttpConn<B> {
+    /// A connection waiting for its first request, over an `input` buffer of at least [`IN_CAP`]
+    /// bytes and an `output` buffer of at least [`OUT_CAP`] bytes (their contents do not matter).
     ///
-    /// The value is about 25 KiB and kernel stacks are 12-24 KiB, so let it be constructed where
-    /// it lives (`let mut http = HttpConn::new();` in the task's async fn puts it in the task's
-    /// state) and do not move it around.
+    /// A shorter buffer is not an error here: the connection closes at its first step.
     #[must_use]
-    pub const fn new() -> Self {
-        // The buffers come from all-zero constants rather than `[0; N]` expressions: unoptimised
-        // builds materialise a `[0; N]` in a stack temporary before moving it into place (a
-        // 25 KiB frame, a certain double fault in the kernel), while a constant is copied
-        // straight into the return slot, and optimised builds turn that copy into a memset.
-        const ZERO_INPUT: [u8; IN_CAP] = [0; IN_CAP];
-        #[allow(clippy::large_const_arrays)] // deliberately a constant, see above
-        const ZERO_OUT: [u8; OUT_CAP] = [0; OUT_CAP];
+    pub const fn new(input: B, output: B) -> Self {
         Self {
-            input: ZERO_INPUT,
+            input: Slot(Some(input)),
             in_len: 0,
-            out: ZERO_OUT,
+            output: Slot(Some(output)),
             body_len: 0,
             content_type: ContentType::new(),
             scan: HeadScan::new(),
@@ -318,65 +409,76 @@ impl HttpConn {
         }
     }
 
-    /// Advances the state machine: parses what is buffered and says what to do next.
+    /// Advances the state machine: parses what is buffered and says what to do next, as a range
+    /// of one of the buffers.
     ///
-    /// Calling `step` again without [`received`](Self::received) or [`sent`](Self::sent) in
-    /// between returns the same `Step` again. `stats` is read only when a `/stats` response is
-    /// built, once per such request.
-    pub fn step(&mut self, stats: &dyn StatsSource) -> Step<'_> {
+    /// Calling `next_io` again without [`received`](Self::received) or [`sent`](Self::sent) in
+    /// between returns the same `Io` again. `stats` is read only when a `/stats` response is
+    /// built, once per such request. If either buffer is lent out (or too short), the connection
+    /// is closed: this and every later call return [`Io::Close`].
+    pub fn next_io(&mut self, stats: &dyn StatsSource) -> Io {
         self.reading = None;
         self.in_flight = None;
+        if !(self.input.is_usable() && self.output.is_usable()) {
+            // Whatever the missing buffer held is gone, and with it the connection.
+            self.phase = Phase::Closed;
+            return Io::Close;
+        }
         match self.advance(stats) {
-            Action::Close => Step::Close,
-            Action::Input => match self.input.get_mut(self.in_len..) {
-                Some(buf) if !buf.is_empty() => {
-                    self.reading = Some(Reading::Input);
-                    Step::NeedInput(buf)
-                }
-                // Unreachable: a full buffer is answered with 431/414/400 before asking for more.
-                _ => {
-                    self.phase = Phase::Closed;
-                    Step::Close
-                }
-            },
-            Action::Body { end } => {
-                let range = (HEAD_RESERVE + self.body_len)..(HEAD_RESERVE + end);
-                match self.out.get_mut(range) {
-                    Some(buf) if !buf.is_empty() => {
-                        self.reading = Some(Reading::Body { end });
-                        Step::NeedInput(buf)
-                    }
-                    // Unreachable: the body reader only waits while `body_len < end <= ECHO_LIMIT`.
-                    _ => {
-                        self.phase = Phase::Closed;
-                        Step::Close
-                    }
-                }
-            }
-            Action::Send(outgoing) => {
-                let (outgoing, bytes, then_close) = match outgoing {
-                    Outgoing::Continue => (outgoing, CONTINUE, false),
-                    Outgoing::InternalError => (outgoing, INTERNAL_ERROR, true),
-                    Outgoing::Response { start, end, close } => {
-                        if let Some(bytes) = self.out.get(start..end) {
-                            (outgoing, bytes, close)
-                        } else {
-                            // Unreachable by the invariant; fail safe rather than send garbage.
-                            self.phase = Phase::Respond(Outgoing::InternalError);
-                            (Outgoing::InternalError, INTERNAL_ERROR, true)
-                        }
-                    }
-                };
-                self.in_flight = Some(outgoing);
-                Step::Send { bytes, then_close }
-            }
+            Action::Close => Io::Close,
+            // Never empty: a full buffer is answered with 431/414/400 before asking for more.
+            Action::Input => self.receive(BufId::Input, self.in_len..IN_CAP, Reading::Input),
+            // Never empty: the body reader only waits while `body_len < end <= ECHO_LIMIT`.
+            Action::Body { end } => self.receive(
+                BufId::Output,
+                (HEAD_RESERVE + self.body_len)..(HEAD_RESERVE + end),
+                Reading::Body { end },
+            ),
+            Action::Send(outgoing) => self.send(outgoing),
         }
     }
 
-    /// Reports that `n` bytes were written to the start of the slice from the last
-    /// [`Step::NeedInput`]; `n == 0` means the peer closed its side (EOF).
+    /// Like [`next_io`](Self::next_io), but hands out the range itself, borrowed.
+    pub fn step(&mut self, stats: &dyn StatsSource) -> Step<'_> {
+        // `next_io` returned a non-empty range of a buffer that is here, so the lookups succeed.
+        match self.next_io(stats) {
+            Io::Receive { which, range } => self
+                .region_mut(which, range)
+                .map_or(Step::Close, Step::NeedInput),
+            Io::Send {
+                which,
+                range,
+                then_close,
+            } => self
+                .region(which, range)
+                .map_or(Step::Close, |bytes| Step::Send { bytes, then_close }),
+            Io::Close => Step::Close,
+        }
+    }
+
+    /// Takes buffer `which` out, to lend it to the operation an [`Io`] describes; `None` if it is
+    /// already out. Give it back with [`give_back`](Self::give_back) before reporting the result;
+    /// until then, [`next_io`](Self::next_io) closes the connection.
+    pub fn lend(&mut self, which: BufId) -> Option<B> {
+        match which {
+            BufId::Input => self.input.0.take(),
+            BufId::Output => self.output.0.take(),
+        }
+    }
+
+    /// Puts buffer `which` back after an operation (replacing, and dropping, any buffer there).
+    pub fn give_back(&mut self, which: BufId, buf: B) {
+        match which {
+            BufId::Input => self.input.0 = Some(buf),
+            BufId::Output => self.output.0 = Some(buf),
+        }
+    }
+
+    /// Reports that `n` bytes were written at the start of the range of the last
+    /// [`Io::Receive`] (or slice of [`Step::NeedInput`]); `n == 0` means the peer closed its side
+    /// (EOF).
     ///
-    /// A count larger than that slice is clamped to it. Without a preceding `NeedInput`, only EOF
+    /// A count larger than that range is clamped to it. Without a preceding `Receive`, only EOF
     /// is recorded.
     pub fn received(&mut self, n: usize) {
         let reading = self.reading.take();
@@ -391,7 +493,7 @@ impl HttpConn {
         }
     }
 
-    /// Reports that all bytes of the last [`Step::Send`] were sent.
+    /// Reports that all bytes of the last [`Io::Send`] (or [`Step::Send`]) were sent.
     pub fn sent(&mut self) {
         match self.in_flight.take() {
             None => {}
@@ -412,6 +514,78 @@ impl HttpConn {
     #[must_use]
     pub const fn requests_served(&self) -> u64 {
         self.served
+    }
+
+    /// Asks for input into `range` of `which`, if that range can take any.
+    fn receive(&mut self, which: BufId, range: Range<usize>, reading: Reading) -> Io {
+        if self
+            .region(which, range.clone())
+            .is_some_and(|room| !room.is_empty())
+        {
+            self.reading = Some(reading);
+            Io::Receive { which, range }
+        } else {
+            // Unreachable (see `next_io`); fail safe rather than spin.
+            self.phase = Phase::Closed;
+            Io::Close
+        }
+    }
+
+    /// Places `outgoing` in the output buffer and asks for it to be sent.
+    fn send(&mut self, outgoing: Outgoing) -> Io {
+        let placed = match outgoing {
+            Outgoing::Continue => self.stage(CONTINUE).map(|range| (range, false)),
+            Outgoing::InternalError => self.stage(INTERNAL_ERROR).map(|range| (range, true)),
+            Outgoing::Response { start, end, close } => {
+                Some((start..end, close)).filter(|_| self.output.get(start..end).is_some())
+            }
+        };
+        let (outgoing, placed) = match placed {
+            Some(placed) => (outgoing, Some(placed)),
+            // Unreachable by the invariant; fail safe rather than send garbage.
+            None if outgoing != Outgoing::InternalError => {
+                self.phase = Phase::Respond(Outgoing::InternalError);
+                let placed = self.stage(INTERNAL_ERROR).map(|range| (range, true));
+                (Outgoing::InternalError, placed)
+            }
+            None => (outgoing, None),
+        };
+        let Some((range, then_close)) = placed else {
+            // Unreachable: the output buffer is here and the fixed responses fit its head area.
+            self.phase = Phase::Closed;
+            return Io::Close;
+        };
+        self.in_flight = Some(outgoing);
+        Io::Send {
+            which: BufId::Output,
+            range,
+            then_close,
+        }
+    }
+
+    /// Copies a fixed response to the end of the head area, where response heads end too; the
+    /// head area is free whenever one is queued (`100 Continue` goes before any response is built,
+    /// the 500 replaces one).
+    fn stage(&mut self, bytes: &[u8]) -> Option<Range<usize>> {
+        let start = HEAD_RESERVE.checked_sub(bytes.len())?;
+        self.output
+            .get_mut(start..HEAD_RESERVE)?
+            .copy_from_slice(bytes);
+        Some(start..HEAD_RESERVE)
+    }
+
+    fn region(&self, which: BufId, range: Range<usize>) -> Option<&[u8]> {
+        match which {
+            BufId::Input => self.input.get(range),
+            BufId::Output => self.output.get(range),
+        }
+    }
+
+    fn region_mut(&mut self, which: BufId, range: Range<usize>) -> Option<&mut [u8]> {
+        match which {
+            BufId::Input => self.input.get_mut(range),
+            BufId::Output => self.output.get_mut(range),
+        }
     }
 
     fn advance(&mut self, stats: &dyn StatsSource) -> Action {
@@ -529,7 +703,7 @@ impl HttpConn {
         let n = end.saturating_sub(self.body_len).min(self.in_len);
         if n > 0 {
             let start = HEAD_RESERVE + self.body_len;
-            let dst = self.out.get_mut(start..start + n);
+            let dst = self.output.get_mut(start..start + n);
             let src = self.input.get(..n);
             if let (Some(dst), Some(src)) = (dst, src) {
                 dst.copy_from_slice(src);
@@ -607,9 +781,9 @@ impl HttpConn {
     /// Drops the first `n` buffered input bytes, moving the rest to the front.
     fn consume(&mut self, n: usize) {
         let n = n.min(self.in_len);
-        if n > 0 {
-            // In bounds: n <= in_len <= IN_CAP.
-            self.input.copy_within(n..self.in_len, 0);
+        if let Some(buffered) = self.input.get_mut(..self.in_len).filter(|_| n > 0) {
+            // In bounds: n <= in_len.
+            buffered.copy_within(n.., 0);
             self.in_len -= n;
         }
     }
@@ -657,7 +831,7 @@ impl HttpConn {
         persistence: Persistence,
         head_only: bool,
     ) -> Outgoing {
-        let body_area = self.out.get_mut(HEAD_RESERVE..).unwrap_or_default();
+        let body_area = self.output.get_mut(HEAD_RESERVE..).unwrap_or_default();
         let body = match *content {
             Content::Index => response::write_index(body_area).map(|len| (len, TEXT_HTML)),
             Content::Stats(ref stats) => {
@@ -681,13 +855,17 @@ impl HttpConn {
             allow,
             persistence,
         };
-        let head_area = self.out.get_mut(..HEAD_RESERVE).unwrap_or_default();
+        let Some(head_area) = self.output.get_mut(..HEAD_RESERVE) else {
+            return Outgoing::InternalError;
+        };
         let Ok(head_len) = response::write_head(head_area, &head) else {
             return Outgoing::InternalError;
         };
-        // In bounds: the head was written into the first HEAD_RESERVE bytes.
-        let start = HEAD_RESERVE - head_len;
-        self.out.copy_within(..head_len, start);
+        // Computed from the slice's own length so that the copy is visibly in bounds.
+        let Some(start) = head_area.len().checked_sub(head_len) else {
+            return Outgoing::InternalError;
+        };
+        head_area.copy_within(..head_len, start);
         let end = HEAD_RESERVE + if head_only { 0 } else { body_len };
         Outgoing::Response {
             start,

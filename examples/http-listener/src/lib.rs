@@ -2,7 +2,12 @@
 //!
 //! One declaration makes the endpoint: `#[wsk_endpoint(kind = "listen", addr = "0.0.0.0:8080")]` on
 //! [`HttpListener`]; one handler serves each connection by driving the sans-IO HTTP core in [`http`] with
-//! the connection's `recv`/`send_all`; `wsk::driver!` writes DriverEntry and DriverUnload.
+//! the connection's `recv_timeout`/`send_all`; `wsk::driver!` writes DriverEntry and DriverUnload.
+//!
+//! Socket I/O takes its buffer by value and hands it back with the result, so the core's two buffers are
+//! `wsk::Buf`s (non-paged pool, allocated per connection): for each operation the handler lends the one
+//! the core names ([`HttpConn::lend`]), passes the range the core asks for as a `Buf::slice`, and gives
+//! the buffer back ([`HttpConn::give_back`]). The connection's task keeps only the small HTTP state.
 //!
 //! Routes: `GET /` (a small page), `GET /stats` (JSON counters), `POST /echo` (echoes a body up to
 //! 16 KiB). Keep-alive and HTTP/1.0, pipelining, `Expect: 100-continue`, chunked request bodies; 400, 404,
@@ -14,7 +19,7 @@ pub mod http;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-use http::{HttpConn, Step};
+use http::{HttpConn, Io, IN_CAP, OUT_CAP};
 
 /// How long a connection may stay silent before the server closes it.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,7 +34,9 @@ impl HttpListener {
     /// A listener with its counters at zero.
     #[must_use]
     pub const fn new() -> Self {
-        Self { requests: AtomicU64::new(0) }
+        Self {
+            requests: AtomicU64::new(0),
+        }
     }
 
     /// Responses completed on all connections.
@@ -64,31 +71,58 @@ impl http::StatsSource for HttpListener {
 
 impl wsk::ListenHandler for HttpListener {
     async fn on_connection(&'static self, conn: &mut wsk::Connection) -> wsk::Result<()> {
-        // The HTTP state (about 40 KiB of buffers) lives in this task's pool allocation: non-paged memory,
-        // allocated once per connection, reused for every request on it.
-        let mut http = HttpConn::new();
+        // About 25 KiB of buffers, in pool memory of their own and reused for every request on the
+        // connection; the HTTP state in this task is a few hundred bytes.
+        let mut http = HttpConn::new(filled_buf(IN_CAP)?, filled_buf(OUT_CAP)?);
         let mut counted = 0u64;
         loop {
-            match http.step(self) {
-                Step::NeedInput(buf) => match wsk::time::timeout(IDLE_TIMEOUT, conn.recv(buf)).await {
-                    Ok(received) => http.received(received?),
-                    // Idle: the receive was cancelled (its IRP given back) when the timeout dropped it.
-                    Err(wsk::time::Elapsed) => return Ok(()),
-                },
-                Step::Send { bytes, then_close } => {
-                    conn.send_all(bytes).await?;
+            // `next_io` only names buffers that are home, so `lend` gives them.
+            match http.next_io(self) {
+                Io::Receive { which, range } => {
+                    let Some(buf) = http.lend(which) else {
+                        return Ok(());
+                    };
+                    let slice = match conn.recv_timeout(buf.slice(range), IDLE_TIMEOUT).await {
+                        Ok(slice) => slice,
+                        // Idle: the receive was cancelled and its buffer came back; close.
+                        Err(e) if e.error.is_timeout() => return Ok(()),
+                        Err(e) => return Err(e.into()),
+                    };
+                    let n = slice.filled();
+                    http.give_back(which, slice.into_inner());
+                    http.received(n);
+                }
+                Io::Send {
+                    which,
+                    range,
+                    then_close,
+                } => {
+                    let Some(buf) = http.lend(which) else {
+                        return Ok(());
+                    };
+                    let slice = conn.send_all(buf.slice(range)).await?;
+                    http.give_back(which, slice.into_inner());
                     http.sent();
                     let served = http.requests_served();
-                    self.requests.fetch_add(served.saturating_sub(counted), Ordering::Relaxed);
+                    self.requests
+                        .fetch_add(served.saturating_sub(counted), Ordering::Relaxed);
                     counted = served;
                     if then_close {
                         return Ok(());
                     }
                 }
-                Step::Close => return Ok(()),
+                Io::Close => return Ok(()),
             }
         }
     }
+}
+
+/// A pool buffer of `len` bytes whose content is all of them: the HTTP core works on the whole buffer,
+/// and operations on a `Slice` of it leave its length alone.
+fn filled_buf(len: usize) -> wsk::Result<wsk::Buf> {
+    let mut buf = wsk::Buf::with_capacity(len)?;
+    buf.set_len(len);
+    Ok(buf)
 }
 
 /// The driver's one endpoint.

@@ -20,7 +20,7 @@ const _: () = {
             ]),
             max_connections: 64u32,
             exclusive: false,
-            v6only: false,
+            v6only: ::core::option::Option::None,
         };
     }
     #[automatically_derived]

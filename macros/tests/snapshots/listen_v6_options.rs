@@ -3,7 +3,8 @@
 //     kind = "listen",
 //     addr = "[fe80::1%3]:443",
 //     max_connections = 8,
-//     exclusive
+//     exclusive,
+//     dual_stack
 // )]
 // #[derive(Default)]
 // pub(crate) struct Tls(u32);
@@ -23,7 +24,7 @@ const _: () = {
             ]),
             max_connections: 8u32,
             exclusive: true,
-            v6only: false,
+            v6only: ::core::option::Option::Some(false),
         };
     }
     #[automatically_derived]

@@ -1,5 +1,5 @@
-//! NT kernel types and routines: IRP, IO_STACK_LOCATION, MDL, KEVENT, DRIVER_OBJECT and the `ntoskrnl.exe`
-//! imports the runtime uses.
+//! NT kernel types and routines: IRP, IO_STACK_LOCATION, MDL, KEVENT, DRIVER_OBJECT, OBJECT_ATTRIBUTES,
+//! KLOCK_QUEUE_HANDLE and the `ntoskrnl.exe` imports the runtime uses.
 //!
 //! The NTSTATUS codes, `UNICODE_STRING`, `MDL` and `KEVENT` come from `windows-sys`. `IRP`,
 //! `IO_STACK_LOCATION` and `DRIVER_OBJECT` are written here: windows-sys only offers them behind its
@@ -170,6 +170,54 @@ pub struct DRIVER_OBJECT {
 /// `KSTART_ROUTINE` for PsCreateSystemThread.
 pub type KStartRoutine = unsafe extern "system" fn(context: *mut c_void);
 
+/// `DEVICE_OBJECT`: only ever handled by pointer (IoCreateDevice returns it, IoSetCompletionRoutineEx and
+/// IoDeleteDevice take it), so its fields are not declared.
+#[repr(C)]
+pub struct DEVICE_OBJECT {
+    _opaque: [u8; 0],
+}
+
+/// `OBJECT_ATTRIBUTES` (x64, 48 bytes): names and flags an object being created or opened. The runtime
+/// uses it only to ask PsCreateSystemThread for a kernel handle ([`OBJ_KERNEL_HANDLE`]).
+#[repr(C)]
+pub struct OBJECT_ATTRIBUTES {
+    /// `size_of::<OBJECT_ATTRIBUTES>()`.
+    pub Length: u32,
+    /// Directory the name is relative to, or NULL.
+    pub RootDirectory: HANDLE,
+    /// Object name, or NULL for an unnamed object.
+    pub ObjectName: *mut UNICODE_STRING,
+    /// OBJ_* flags.
+    pub Attributes: u32,
+    /// Security descriptor, or NULL for the default.
+    pub SecurityDescriptor: *mut c_void,
+    /// Security quality of service, or NULL.
+    pub SecurityQualityOfService: *mut c_void,
+}
+
+/// `KSPIN_LOCK`: a spin lock, initialised to 0 (KeInitializeSpinLock only stores 0).
+pub type KSPIN_LOCK = usize;
+
+/// `KSPIN_LOCK_QUEUE`: one waiter's entry in a queued spin lock's queue.
+#[repr(C)]
+pub struct KSPIN_LOCK_QUEUE {
+    /// The next waiter.
+    pub Next: *mut KSPIN_LOCK_QUEUE,
+    /// The lock (its low bits carry the owner and wait flags while queued).
+    pub Lock: *mut KSPIN_LOCK,
+}
+
+/// `KLOCK_QUEUE_HANDLE` (x64, 24 bytes): the caller's queue entry for KeAcquireInStackQueuedSpinLock. It
+/// lives on the acquiring thread's stack and must not move until KeReleaseInStackQueuedSpinLock, because
+/// the next waiter is linked through it.
+#[repr(C)]
+pub struct KLOCK_QUEUE_HANDLE {
+    /// The queue entry.
+    pub LockQueue: KSPIN_LOCK_QUEUE,
+    /// The IRQL to return to on release.
+    pub OldIrql: u8,
+}
+
 // Layouts from Wine 8.0's and mingw-w64's ddk/wdm.h (x64).
 const _: () = {
     assert!(size_of::<IO_STATUS_BLOCK>() == 0x10);
@@ -197,6 +245,13 @@ const _: () = {
     assert!(offset_of!(DRIVER_OBJECT, DriverUnload) == 0x68);
     assert!(offset_of!(DRIVER_OBJECT, MajorFunction) == 0x70);
     assert!(size_of::<DRIVER_OBJECT>() == 0x150);
+    assert!(size_of::<OBJECT_ATTRIBUTES>() == 0x30);
+    assert!(offset_of!(OBJECT_ATTRIBUTES, ObjectName) == 0x10);
+    assert!(offset_of!(OBJECT_ATTRIBUTES, Attributes) == 0x18);
+    assert!(offset_of!(OBJECT_ATTRIBUTES, SecurityQualityOfService) == 0x28);
+    assert!(size_of::<KSPIN_LOCK_QUEUE>() == 0x10);
+    assert!(size_of::<KLOCK_QUEUE_HANDLE>() == 0x18);
+    assert!(offset_of!(KLOCK_QUEUE_HANDLE, OldIrql) == 0x10);
 };
 
 /// STATUS_SUCCESS.
@@ -276,6 +331,18 @@ pub const EXECUTIVE: i32 = 0;
 pub const KERNEL_MODE: i8 = 0;
 /// `THREAD_ALL_ACCESS`.
 pub const THREAD_ALL_ACCESS: u32 = 0x001F_FFFF;
+/// `SYNCHRONIZE`: the right to wait on an object.
+pub const SYNCHRONIZE: u32 = 0x0010_0000;
+/// `OBJ_KERNEL_HANDLE`: the handle goes into the kernel's handle table, out of user mode's reach.
+pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
+/// `FILE_DEVICE_NETWORK`.
+pub const FILE_DEVICE_NETWORK: u32 = 0x12;
+/// `FILE_DEVICE_SECURE_OPEN`.
+pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
+/// `PASSIVE_LEVEL`.
+pub const PASSIVE_LEVEL: u8 = 0;
+/// `DISPATCH_LEVEL`: completion routines, DPCs and code holding a spin lock run here.
+pub const DISPATCH_LEVEL: u8 = 2;
 /// `MDL_SOURCE_IS_NONPAGED_POOL`.
 pub const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
 /// `PAGE_SIZE` on x64.
@@ -295,6 +362,20 @@ pub const fn nt_success(status: NTSTATUS) -> bool {
 pub unsafe fn io_get_next_irp_stack_location(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
     // SAFETY: the caller guarantees a live IRP owned by the caller with a stack location below the current one.
     unsafe { (*irp).CurrentStackLocation.sub(1) }
+}
+
+/// `IoSetNextIrpStackLocation`: makes the next stack location the current one, as a driver does before
+/// completing an IRP it allocated itself with `IofCompleteRequest` (its completion routine sits in that
+/// location).
+///
+/// # Safety
+/// As for [`io_get_next_irp_stack_location`]; the IRP must be the caller's (not held by a lower driver).
+pub unsafe fn io_set_next_irp_stack_location(irp: *mut IRP) {
+    // SAFETY: forwarded caller guarantee: the IRP is live, the caller's, and has a location below the current one.
+    unsafe {
+        (*irp).CurrentLocation -= 1;
+        (*irp).CurrentStackLocation = (*irp).CurrentStackLocation.sub(1);
+    }
 }
 
 /// `IoSetCompletionRoutine(irp, routine, context, TRUE, TRUE, TRUE)`.
@@ -386,7 +467,7 @@ extern "system" {
     pub fn PsCreateSystemThread(
         thread_handle: *mut HANDLE,
         desired_access: u32,
-        object_attributes: *mut c_void,
+        object_attributes: *mut OBJECT_ATTRIBUTES,
         process_handle: HANDLE,
         client_id: *mut c_void,
         start_routine: KStartRoutine,
@@ -400,6 +481,74 @@ extern "system" {
     pub fn MmGetSystemRoutineAddress(name: *const UNICODE_STRING) -> *mut c_void;
     /// `KeBugCheckEx`: stops the system (a panic in a driver is a bug check).
     pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
+    /// `IoCreateDevice` (PASSIVE_LEVEL): a device object of `driver`; `name` may be NULL (unnamed).
+    pub fn IoCreateDevice(
+        driver: *mut DRIVER_OBJECT,
+        extension_size: u32,
+        name: *mut UNICODE_STRING,
+        device_type: u32,
+        characteristics: u32,
+        exclusive: u8,
+        device: *mut *mut DEVICE_OBJECT,
+    ) -> NTSTATUS;
+    /// `IoDeleteDevice` (PASSIVE_LEVEL): the object goes once its last reference is dropped.
+    pub fn IoDeleteDevice(device: *mut DEVICE_OBJECT);
+    /// `IoSetCompletionRoutineEx`: like IoSetCompletionRoutine, but keeps `device` (and so the driver image)
+    /// referenced until `routine` has returned. Fails with STATUS_INSUFFICIENT_RESOURCES, leaving the IRP
+    /// untouched.
+    pub fn IoSetCompletionRoutineEx(
+        device: *mut DEVICE_OBJECT,
+        irp: *mut IRP,
+        routine: IoCompletionRoutine,
+        context: *mut c_void,
+        on_success: u8,
+        on_error: u8,
+        on_cancel: u8,
+    ) -> NTSTATUS;
+    /// `IofCompleteRequest` (`IoCompleteRequest`): completes an IRP from its current stack location up.
+    pub fn IofCompleteRequest(irp: *mut IRP, priority_boost: i8);
+    /// `ObReferenceObjectByHandle` (PASSIVE_LEVEL): the object behind `handle`, referenced; `object_type`
+    /// may be NULL.
+    pub fn ObReferenceObjectByHandle(
+        handle: HANDLE,
+        access: u32,
+        object_type: *mut c_void,
+        access_mode: i8,
+        object: *mut *mut c_void,
+        handle_info: *mut c_void,
+    ) -> NTSTATUS;
+    /// `ObfReferenceObject`: adds a reference; returns the new count.
+    pub fn ObfReferenceObject(object: *mut c_void) -> isize;
+    /// `ObfDereferenceObject`: drops a reference; returns the new count.
+    pub fn ObfDereferenceObject(object: *mut c_void) -> isize;
+    /// `KeAcquireInStackQueuedSpinLock`: raises to DISPATCH_LEVEL and takes `lock`, queued through `handle`.
+    pub fn KeAcquireInStackQueuedSpinLock(lock: *mut KSPIN_LOCK, handle: *mut KLOCK_QUEUE_HANDLE);
+    /// `KeReleaseInStackQueuedSpinLock`: releases the lock `handle` holds and returns to its `OldIrql`.
+    pub fn KeReleaseInStackQueuedSpinLock(handle: *mut KLOCK_QUEUE_HANDLE);
+}
+
+// `KeGetCurrentIrql` is not an export on x64 (neither Windows' nor Wine 8's ntoskrnl.exe has it): wdm.h
+// defines it inline as a read of CR8, which is the task-priority register the IRQL lives in. Wine's
+// ntoskrnl emulates that privileged read and returns 0 (PASSIVE_LEVEL). On the host `wsk-sim` defines it.
+#[cfg(not(windows))]
+extern "system" {
+    /// `KeGetCurrentIrql`: the IRQL the calling thread runs at.
+    pub fn KeGetCurrentIrql() -> u8;
+}
+
+/// `KeGetCurrentIrql`: the IRQL the calling thread runs at, read from CR8 as wdm.h's inline version does.
+///
+/// # Safety
+/// Kernel mode only (CR8 is privileged; Wine's ntoskrnl emulates the read in a driver process).
+#[cfg(all(windows, target_arch = "x86_64"))]
+#[inline]
+pub unsafe fn KeGetCurrentIrql() -> u8 {
+    let cr8: u64;
+    // SAFETY: reading CR8 has no side effects; the caller runs in kernel mode (or under Wine's emulation).
+    unsafe {
+        core::arch::asm!("mov {}, cr8", out(reg) cr8, options(nomem, nostack, preserves_flags))
+    };
+    cr8 as u8
 }
 
 #[cfg_attr(windows, link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]

@@ -30,7 +30,7 @@ fn layouts_match_wine_headers() {
         "Wine's ddk/wsk.h is missing: run `cargo xtask setup` (installs libwine-dev)");
     let mut c = String::from(
         "#include <stdarg.h>\n#include <ntstatus.h>\n#define WIN32_NO_STATUS\n#include <windef.h>\n#include <winternl.h>\n\
-         #include <ddk/wdm.h>\n#include <winsock2.h>\n#include <ws2tcpip.h>\n#include <ddk/wsk.h>\n#include <stddef.h>\n",
+         #include <ddk/wdm.h>\n#include <winioctl.h>\n#include <winsock2.h>\n#include <ws2tcpip.h>\n#include <ddk/wsk.h>\n#include <stddef.h>\n",
     );
     checks!(c;
         size "IRP" = IRP;
@@ -40,6 +40,10 @@ fn layouts_match_wine_headers() {
         size "KEVENT" = KEVENT;
         size "DRIVER_OBJECT" = DRIVER_OBJECT;
         size "UNICODE_STRING" = UNICODE_STRING;
+        size "OBJECT_ATTRIBUTES" = OBJECT_ATTRIBUTES;
+        size "KSPIN_LOCK" = KSPIN_LOCK;
+        size "KSPIN_LOCK_QUEUE" = KSPIN_LOCK_QUEUE;
+        size "KLOCK_QUEUE_HANDLE" = KLOCK_QUEUE_HANDLE;
         size "SOCKADDR" = SOCKADDR;
         size "SOCKADDR_IN" = SOCKADDR_IN;
         size "SOCKADDR_IN6" = SOCKADDR_IN6;
@@ -84,6 +88,15 @@ fn layouts_match_wine_headers() {
         off "DRIVER_OBJECT"."DriverName" = DRIVER_OBJECT, DriverName;
         off "DRIVER_OBJECT"."DriverUnload" = DRIVER_OBJECT, DriverUnload;
         off "DRIVER_OBJECT"."MajorFunction" = DRIVER_OBJECT, MajorFunction;
+        off "OBJECT_ATTRIBUTES"."RootDirectory" = OBJECT_ATTRIBUTES, RootDirectory;
+        off "OBJECT_ATTRIBUTES"."ObjectName" = OBJECT_ATTRIBUTES, ObjectName;
+        off "OBJECT_ATTRIBUTES"."Attributes" = OBJECT_ATTRIBUTES, Attributes;
+        off "OBJECT_ATTRIBUTES"."SecurityDescriptor" = OBJECT_ATTRIBUTES, SecurityDescriptor;
+        off "OBJECT_ATTRIBUTES"."SecurityQualityOfService" = OBJECT_ATTRIBUTES, SecurityQualityOfService;
+        off "KSPIN_LOCK_QUEUE"."Next" = KSPIN_LOCK_QUEUE, Next;
+        off "KSPIN_LOCK_QUEUE"."Lock" = KSPIN_LOCK_QUEUE, Lock;
+        off "KLOCK_QUEUE_HANDLE"."LockQueue" = KLOCK_QUEUE_HANDLE, LockQueue;
+        off "KLOCK_QUEUE_HANDLE"."OldIrql" = KLOCK_QUEUE_HANDLE, OldIrql;
         off "SOCKADDR_IN"."sin_port" = SOCKADDR_IN, sin_port;
         off "SOCKADDR_IN"."sin_addr" = SOCKADDR_IN, sin_addr;
         off "SOCKADDR_IN6"."sin6_flowinfo" = SOCKADDR_IN6, sin6_flowinfo;
@@ -138,6 +151,10 @@ fn layouts_match_wine_headers() {
         ("SL_INVOKE_ON_CANCEL", u64::from(SL_INVOKE_ON_CANCEL)),
         ("SL_INVOKE_ON_SUCCESS", u64::from(SL_INVOKE_ON_SUCCESS)),
         ("SL_INVOKE_ON_ERROR", u64::from(SL_INVOKE_ON_ERROR)),
+        ("OBJ_KERNEL_HANDLE", u64::from(OBJ_KERNEL_HANDLE)),
+        ("SYNCHRONIZE", u64::from(SYNCHRONIZE)),
+        ("FILE_DEVICE_NETWORK", u64::from(FILE_DEVICE_NETWORK)),
+        ("FILE_DEVICE_SECURE_OPEN", u64::from(FILE_DEVICE_SECURE_OPEN)),
     ] {
         writeln!(c, "_Static_assert({name} == {value}ULL, \"{name} is {value} in Rust\");").unwrap();
     }

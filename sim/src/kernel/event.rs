@@ -1,11 +1,14 @@
-//! KEVENT: KeInitializeEvent, KeSetEvent, KeClearEvent, KeWaitForSingleObject.
+//! KEVENT: KeInitializeEvent, KeSetEvent, KeClearEvent, KeWaitForSingleObject (which also waits on thread
+//! objects, see [`crate::kernel::thread`]).
 //!
 //! The event's state lives in the client's KEVENT bytes, laid out like Windows' DISPATCHER_HEADER: `Type`
 //! (byte 0: notification or synchronization), `SignalState` (i32 at offset 4, accessed atomically) and the
 //! `WaitListHead` (offsets 8 and 16), which KeInitializeEvent points at itself like an empty list. That
 //! self-reference is also the check: an event that was never initialised, or was *moved* after
 //! initialisation (easy to do in Rust, fatal on Windows, where waiters are linked through it), no longer
-//! points at itself and is reported. Waiters block on one process-wide mutex and condition variable.
+//! points at itself and is reported. Waiters block on one process-wide mutex and condition variable; a
+//! timeout is measured on the simulated interrupt clock ([`crate::kernel::time`]), so a clock jump ends
+//! the waits it takes past their deadline.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -16,8 +19,9 @@ use wsk_sys::{
 };
 
 use crate::account::{violation, Rule};
-use crate::kernel::{irql, time};
-use crate::sync::{lock, wait_until};
+use crate::kernel::{irql, thread};
+use crate::kernel::time::Deadline;
+use crate::sync::lock;
 
 static LOCK: Mutex<()> = Mutex::new(());
 static SIGNALLED: Condvar = Condvar::new();
@@ -78,6 +82,12 @@ unsafe fn checked(event: *mut KEVENT, routine: &str) -> Option<View> {
     Some(v)
 }
 
+/// The simulated clock jumped ([`crate::kernel::time::advance`]): every timed wait re-reads its deadline.
+pub(crate) fn clock_jumped() {
+    let _guard = lock(&LOCK);
+    SIGNALLED.notify_all();
+}
+
 /// `KeInitializeEvent`.
 ///
 /// # Safety
@@ -135,11 +145,12 @@ pub unsafe extern "system" fn KeClearEvent(event: *mut KEVENT) {
 }
 
 /// `KeWaitForSingleObject` on a KEVENT: STATUS_SUCCESS once signalled (a synchronization event is reset by
-/// the wait that sees it), STATUS_TIMEOUT if `timeout` passes first. A non-zero wait above PASSIVE_LEVEL is
-/// a violation (the wait still happens).
+/// the wait that sees it), STATUS_TIMEOUT if `timeout` passes first. On a thread object (from
+/// ObReferenceObjectByHandle): STATUS_SUCCESS once the thread's start routine has returned. A non-zero wait
+/// above PASSIVE_LEVEL is a violation (the wait still happens).
 ///
 /// # Safety
-/// `object` must point to an initialised KEVENT; `timeout` must be NULL or readable.
+/// `object` must be a thread object or point to an initialised KEVENT; `timeout` must be NULL or readable.
 #[no_mangle]
 pub unsafe extern "system" fn KeWaitForSingleObject(
     object: *mut c_void,
@@ -149,15 +160,20 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
     timeout: *mut i64,
 ) -> NTSTATUS {
     // SAFETY: the caller passes NULL or a readable timeout.
-    let deadline = unsafe { time::deadline(timeout) };
+    let deadline = unsafe { Deadline::from_timeout(timeout) };
     // SAFETY: as above.
     let zero_wait = !timeout.is_null() && unsafe { timeout.read_unaligned() } == 0;
     if !zero_wait && irql::current() != irql::PASSIVE_LEVEL {
         violation(
             Rule::WaitAtDispatch,
-            "KeWaitForSingleObject with a non-zero timeout at DISPATCH_LEVEL (in a completion routine or callback)"
-                .to_owned(),
+            format!(
+                "KeWaitForSingleObject with a non-zero timeout at DISPATCH_LEVEL ({})",
+                irql::reason()
+            ),
         );
+    }
+    if thread::is_object(object) {
+        return thread::wait_object(object, deadline);
     }
     let event = object.cast::<KEVENT>();
     let mut guard = lock(&LOCK);
@@ -180,7 +196,7 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
             }
             return STATUS_SUCCESS;
         }
-        let (next, timed_out) = wait_until(&SIGNALLED, guard, deadline);
+        let (next, timed_out) = deadline.wait(&SIGNALLED, guard);
         guard = next;
         if timed_out {
             // SAFETY: as above.

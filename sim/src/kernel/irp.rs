@@ -16,6 +16,13 @@
 //! A pending IRP can carry the simulation's cancel routine (Windows) or none (Wine). `IoCancelIrp` sets
 //! `Cancel` and, when there is a cancel routine, calls it at DISPATCH_LEVEL; it completes the IRP with
 //! STATUS_CANCELLED inside the IoCancelIrp call, as Windows' providers do.
+//!
+//! `IoSetCompletionRoutineEx` puts the kernel's wrapper in the stack location, with a context that keeps the
+//! driver's device object referenced; the wrapper runs the client's routine and only then releases the
+//! context and dereferences the device, so the driver image cannot be unmapped while the routine still runs
+//! (see [`crate::kernel::driver`]). `IofCompleteRequest` lets a driver complete an IRP it owns itself (after
+//! `IoSetNextIrpStackLocation`), which is how it gets such a context back from a provider call that refused
+//! the IRP without completing it.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::BTreeMap;
@@ -26,12 +33,14 @@ use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wsk_sys::{
-    nt_success, IO_STACK_LOCATION, IRP, NTSTATUS, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR,
-    SL_INVOKE_ON_SUCCESS, STATUS_INVALID_PARAMETER, STATUS_MORE_PROCESSING_REQUIRED,
+    nt_success, IoCompletionRoutine, DEVICE_OBJECT, IO_STACK_LOCATION, IRP, NTSTATUS,
+    SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR, SL_INVOKE_ON_SUCCESS, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_PARAMETER, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS,
 };
 
 use crate::account::{violation, Rule};
 use crate::faults::{self, Kind};
+use crate::kernel::device;
 use crate::kernel::irql::{self, Frame};
 use crate::sync::lock;
 
@@ -439,6 +448,15 @@ pub(crate) fn mark_pending(irp: *mut IRP) {
     }
 }
 
+/// Whether IoCancelIrp has been called on a held IRP.
+///
+/// # Safety
+/// `irp` must be held by the provider.
+pub(crate) unsafe fn is_cancelled(irp: *mut IRP) -> bool {
+    // SAFETY: the IRP is held; `Cancel` is accessed atomically while it is.
+    unsafe { AtomicU8::from_ptr(addr_of_mut!((*irp).Cancel)).load(Ordering::SeqCst) != 0 }
+}
+
 /// Removes the cancel routine from a held IRP (the operation is finishing).
 ///
 /// # Safety
@@ -451,22 +469,61 @@ pub(crate) unsafe fn disarm(irp: *mut IRP) {
     };
 }
 
+/// When a [`crate::faults::Fault::LateReturn`] hold of a completion's epilogue may end before the driver's
+/// unload has returned (checked whenever [`crate::kernel::driver`] is woken).
+pub(crate) type Release = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// What is left of a completion after the client's routine returned: its frame (still counted as running
+/// client code until dropped), a [`crate::faults::Fault::LateReturn`] hold, and the IoSetCompletionRoutineEx
+/// context to release. Dropping it finishes the completion, in that order: the hold (if any), the frame,
+/// then the context (dereferencing the device only once the routine's frame is gone, as
+/// IopUnloadSafeCompletion does). A caller that has to announce the completion (an operation's
+/// `completed` flag) does so before dropping it, so that nothing the client waits on waits for the hold.
+#[must_use = "dropping the epilogue ends the completion; keep it until the completion is announced"]
+pub(crate) struct Epilogue {
+    frame: Option<irql::Raised>,
+    hold: Option<Release>,
+    context: Option<Box<ExContext>>,
+}
+
+impl Drop for Epilogue {
+    fn drop(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            if let Some(release) = self.hold.take() {
+                frame.hold_epilogue(&*release);
+            }
+            drop(frame);
+        }
+        if let Some(context) = self.context.take() {
+            release_context(&context);
+        }
+    }
+}
+
 /// Completes a held IRP: `IoStatus = (status, information)`, then IoCompleteRequest's walk up the stack.
-/// The completion routine runs on this thread at DISPATCH_LEVEL, inside `frame`.
+/// The completion routine runs on this thread at DISPATCH_LEVEL, inside `frame`; with `late`, the returned
+/// [`Epilogue`] holds that frame after the routine returned until the driver's unload has returned or the
+/// [`Release`] condition holds.
 ///
 /// # Safety
 /// `irp` must be held by the provider, and nothing else may complete it.
-pub(crate) unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usize, frame: Frame) {
+pub(crate) unsafe fn complete(
+    irp: *mut IRP,
+    status: NTSTATUS,
+    information: usize,
+    frame: Frame,
+    late: Option<Release>,
+) -> Option<Epilogue> {
     let (orphan_layout, pending_returned) = {
         let mut guard = lock(&IRPS);
-        let Some(table) = guard.as_mut() else { return };
+        let table = guard.as_mut()?;
         let Some(meta) = table.irps.get_mut(&(irp as usize)) else {
             drop(guard);
             violation(
                 Rule::Internal,
                 format!("completing IRP {irp:p}, which is not in the table"),
             );
-            return;
+            return None;
         };
         let State::Held {
             pending_returned, ..
@@ -477,7 +534,7 @@ pub(crate) unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usiz
                 Rule::Internal,
                 format!("completing IRP {irp:p}, which the provider does not hold"),
             );
-            return;
+            return None;
         };
         if meta.orphaned {
             let layout = meta.layout;
@@ -489,9 +546,19 @@ pub(crate) unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usiz
         }
     };
     if let Some(layout) = orphan_layout {
-        // SAFETY: the client freed this IRP while held; it was kept for this moment and is unlisted now.
-        unsafe { dealloc(irp.cast(), layout) };
-        return;
+        // SAFETY: the client freed this IRP while held; it was kept for this moment and is unlisted now. Its
+        // routine is not called, but an IoSetCompletionRoutineEx context in it is released (the violation
+        // was recorded at IoFreeIrp; the device reference need not leak as well).
+        unsafe {
+            let next = (*irp).CurrentStackLocation.sub(1);
+            if (*next).CompletionRoutine.map(|r| r as usize) == Some(wrapper_address()) {
+                if let Some(ex) = take_context((*next).Context) {
+                    release_context(&ex);
+                }
+            }
+            dealloc(irp.cast(), layout);
+        }
+        return None;
     }
     // SAFETY: the provider held the IRP until now; the client does not touch it until its completion
     // routine runs. All accesses stay inside the IRP's block (take() checked the stack pointer).
@@ -506,7 +573,22 @@ pub(crate) unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usiz
         if pending_returned {
             (*(*irp).CurrentStackLocation).Control |= SL_PENDING_RETURNED;
         }
-        // IoCompleteRequest.
+        walk(irp, frame, late)
+    }
+}
+
+/// IoCompleteRequest's walk: from the current stack location up, calls each completion routine whose
+/// `SL_INVOKE_ON_*` bits match `IoStatus.Status`, until one returns (it must return
+/// STATUS_MORE_PROCESSING_REQUIRED: the IRP is its caller's). IoSetCompletionRoutineEx's wrapper is run
+/// here directly, so that the client's routine inside it gets the client frame.
+///
+/// # Safety
+/// `irp` must be a live IRP whose current location is one of its stack locations (or one past the last),
+/// and nobody else may touch it until a routine runs.
+unsafe fn walk(irp: *mut IRP, frame: Frame, late: Option<Release>) -> Option<Epilogue> {
+    // SAFETY: caller guarantee; every access stays inside the IRP's block.
+    unsafe {
+        let status = (*irp).IoStatus.Status;
         while (*irp).CurrentLocation <= (*irp).StackCount {
             let location = (*irp).CurrentStackLocation;
             (*irp).CurrentLocation += 1;
@@ -526,10 +608,22 @@ pub(crate) unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usiz
                 continue;
             }
             let context = (*location).Context;
-            let result = {
-                let _dispatch = irql::enter(frame);
-                routine(std::ptr::null_mut(), irp, context)
+            let (routine, context, ex) = if routine as usize == wrapper_address() {
+                match take_context(context) {
+                    Some(ex) => (ex.routine, ex.context as *mut c_void, Some(ex)),
+                    None => {
+                        violation(
+                            Rule::Internal,
+                            format!("IRP {irp:p}: IoSetCompletionRoutineEx context {context:p} is not live"),
+                        );
+                        return None;
+                    }
+                }
+            } else {
+                (routine, context, None)
             };
+            let raised = irql::enter(frame);
+            let result = routine(std::ptr::null_mut(), irp, context);
             // After the routine the IRP is the client's again (it may already be freed): stop here.
             if result != STATUS_MORE_PROCESSING_REQUIRED {
                 violation(
@@ -540,18 +634,217 @@ pub(crate) unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usiz
                     ),
                 );
             }
-            return;
+            return Some(Epilogue {
+                frame: Some(raised),
+                hold: late,
+                context: ex,
+            });
         }
+        violation(
+            Rule::IrpNoCompletionRoutine,
+            format!("IRP {irp:p} completed with {status:#x} but no completion routine ran: the client cannot learn of it"),
+        );
+        None
     }
-    violation(
-        Rule::IrpNoCompletionRoutine,
-        format!("IRP {irp:p} completed with {status:#x} but no completion routine ran: the client cannot learn of it"),
-    );
+}
+
+/// The context IoSetCompletionRoutineEx puts in the stack location: the client's routine and context, and
+/// the device it keeps referenced until the routine has returned.
+pub(crate) struct ExContext {
+    routine: IoCompletionRoutine,
+    context: usize,
+    device: usize,
+}
+
+/// Live IoSetCompletionRoutineEx contexts by address (what the stack location's Context holds).
+static CONTEXTS: Mutex<BTreeMap<usize, Box<ExContext>>> = Mutex::new(BTreeMap::new());
+
+/// IoSetCompletionRoutineEx contexts allocated and not released yet (their IRP never completed).
+pub(crate) fn contexts_live() -> u64 {
+    lock(&CONTEXTS).len() as u64
+}
+
+fn take_context(context: *mut c_void) -> Option<Box<ExContext>> {
+    lock(&CONTEXTS).remove(&(context as usize))
+}
+
+/// Releases a context taken from the table: its device reference goes.
+fn release_context(context: &ExContext) {
+    device::dereference(context.device as *mut c_void, false);
+}
+
+/// `IoSetCompletionRoutineEx`: allocates a context (fault point `IoSetCompletionRoutineEx`: any fault fails
+/// with STATUS_INSUFFICIENT_RESOURCES and leaves the IRP untouched), references `device`, and sets the
+/// kernel's wrapper as the next stack location's completion routine with the invoke flags. The wrapper runs
+/// `routine`, then releases the context and dereferences the device: the driver image stays mapped until
+/// the routine has returned.
+///
+/// Without [`crate::Config::completion_routine_ex`] (Wine 8.0, where it is
+/// `__wine_stub_IoSetCompletionRoutineEx`) it records [`Rule::WineStub`] and returns
+/// STATUS_NOT_IMPLEMENTED, touching nothing: under Wine, winedevice.exe would have died here.
+///
+/// # Safety
+/// `irp` must be an IRP from IoAllocateIrp that the caller owns, with a stack location below the current one.
+#[no_mangle]
+pub unsafe extern "system" fn IoSetCompletionRoutineEx(
+    device: *mut DEVICE_OBJECT,
+    irp: *mut IRP,
+    routine: IoCompletionRoutine,
+    context: *mut c_void,
+    on_success: u8,
+    on_error: u8,
+    on_cancel: u8,
+) -> NTSTATUS {
+    if !crate::config::with(|c| c.completion_routine_ex) {
+        violation(
+            Rule::WineStub,
+            "IoSetCompletionRoutineEx is a stub in Wine 8.0 (`__wine_stub_IoSetCompletionRoutineEx`): calling it \
+             kills winedevice.exe; use IoSetCompletionRoutine there"
+                .to_owned(),
+        );
+        return STATUS_NOT_IMPLEMENTED;
+    }
+    if !device::is_live(device) {
+        violation(
+            Rule::DeviceUnknown,
+            format!(
+                "IoSetCompletionRoutineEx({device:p}): not a live device object (IoCreateDevice)"
+            ),
+        );
+        return STATUS_INVALID_PARAMETER;
+    }
+    let known = lock(&IRPS)
+        .as_ref()
+        .and_then(|t| t.irps.get(&(irp as usize)))
+        .is_some_and(|m| !m.orphaned);
+    if !known {
+        violation(
+            Rule::IrpUnknown,
+            format!("IoSetCompletionRoutineEx: IRP {irp:p} is not a live IRP"),
+        );
+        return STATUS_INVALID_PARAMETER;
+    }
+    if faults::visit("IoSetCompletionRoutineEx", Kind::Allocation).is_some() {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    if device::reference(device.cast(), false).is_none() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let ex = Box::new(ExContext {
+        routine,
+        context: context as usize,
+        device: device as usize,
+    });
+    let address = &*ex as *const ExContext as usize;
+    lock(&CONTEXTS).insert(address, ex);
+    let mut control = 0;
+    if on_success != 0 {
+        control |= SL_INVOKE_ON_SUCCESS;
+    }
+    if on_error != 0 {
+        control |= SL_INVOKE_ON_ERROR;
+    }
+    if on_cancel != 0 {
+        control |= SL_INVOKE_ON_CANCEL;
+    }
+    // SAFETY: a live IRP the caller owns with a location below the current one (caller guarantee).
+    unsafe {
+        let next = (*irp).CurrentStackLocation.sub(1);
+        (*next).CompletionRoutine = Some(unload_safe_completion);
+        (*next).Context = address as *mut c_void;
+        (*next).Control = control;
+    }
+    STATUS_SUCCESS
+}
+
+/// The address of [`unload_safe_completion`], which the walk looks for.
+fn wrapper_address() -> usize {
+    unload_safe_completion as *const () as usize
+}
+
+/// The completion routine IoSetCompletionRoutineEx installs (IopUnloadSafeCompletion). The simulation's
+/// walk recognises it and runs the client's routine itself; called any other way it does the same work.
+unsafe extern "system" fn unload_safe_completion(
+    device: *mut c_void,
+    irp: *mut IRP,
+    context: *mut c_void,
+) -> NTSTATUS {
+    let Some(ex) = take_context(context) else {
+        return STATUS_MORE_PROCESSING_REQUIRED;
+    };
+    // SAFETY: the client's routine with the arguments the I/O manager gave the wrapper.
+    let result = unsafe { (ex.routine)(device, irp, ex.context as *mut c_void) };
+    release_context(&ex);
+    result
+}
+
+/// `IofCompleteRequest`: completes an IRP the caller owns from its current stack location up (after
+/// IoSetNextIrpStackLocation, that is the location holding the caller's completion routine): how a driver
+/// finishes an IRP a provider refused without completing, so that an IoSetCompletionRoutineEx context is
+/// released. The routine runs at DISPATCH_LEVEL on this thread.
+///
+/// # Safety
+/// `irp` must be an IRP from IoAllocateIrp that has not been freed.
+#[no_mangle]
+pub unsafe extern "system" fn IofCompleteRequest(irp: *mut IRP, _priority_boost: i8) {
+    let mut guard = lock(&IRPS);
+    let Some(meta) = guard
+        .as_mut()
+        .and_then(|t| t.irps.get_mut(&(irp as usize)))
+        .filter(|m| !m.orphaned)
+    else {
+        drop(guard);
+        violation(
+            Rule::IrpUnknown,
+            format!("IofCompleteRequest({irp:p}): not a live IRP"),
+        );
+        return;
+    };
+    if let State::Held { call, .. } = meta.state {
+        drop(guard);
+        violation(
+            Rule::IrpCompletedWhilePending,
+            format!("IofCompleteRequest({irp:p}) while {call} still holds it: the IRP would complete twice"),
+        );
+        return;
+    }
+    // SAFETY: a live IRP the client owns; only its header is read.
+    let (location, count, current) = unsafe {
+        (
+            i32::from((*irp).CurrentLocation),
+            i32::from((*irp).StackCount),
+            (*irp).CurrentStackLocation as usize,
+        )
+    };
+    let base = irp as usize + size_of::<IRP>();
+    let expected = base + (location.max(1) as usize - 1) * size_of::<IO_STACK_LOCATION>();
+    if location < 1 || location > count || current != expected {
+        drop(guard);
+        violation(
+            Rule::IrpNoStackLocation,
+            format!(
+                "IofCompleteRequest({irp:p}) with CurrentLocation {location} of {count}: the current location must \
+                 be the one holding the completion routine (IoSetNextIrpStackLocation first)"
+            ),
+        );
+        return;
+    }
+    meta.state = State::Completed;
+    drop(guard);
+    let frame = Frame::Completion {
+        call: "IofCompleteRequest",
+        socket: None,
+        op: None,
+    };
+    // SAFETY: checked above: a live IRP the client owns, its current location inside its stack.
+    drop(unsafe { walk(irp, frame, None) });
 }
 
 /// Frees every IRP the last test left (they are leaks; the counts already told). IRPs still held by the
 /// provider are left alone: a worker may yet complete them.
 pub(crate) fn reset() {
+    let contexts = std::mem::take(&mut *lock(&CONTEXTS));
+    drop(contexts);
     let old = lock(&IRPS).take();
     let Some(table) = old else { return };
     let mut kept = Table::default();

@@ -36,6 +36,7 @@ use super::socket::{self, Kind, Socket};
 use super::{addr, listen, registration};
 use crate::account::{self, violation, Rule};
 use crate::kernel::irql::{self, Frame};
+use crate::kernel::stack;
 use crate::sync::{lock, spin_until};
 
 /// `WSK_EVENT_SEND_BACKLOG` (accepted, never raised: the host stack has no ideal-backlog notion).
@@ -180,14 +181,13 @@ fn enable(socket: &Arc<Socket>, events: u32) {
         PUMPS.fetch_add(1, Ordering::SeqCst);
         let worker_socket = Arc::clone(socket);
         let worker_pump = Arc::clone(&pump);
-        let spawned = std::thread::Builder::new()
-            .name("wsk-sim-events".to_owned())
-            .spawn(move || {
-                *lock(&worker_pump.thread) = Some(std::thread::current().id());
-                run(&worker_socket, &worker_pump);
-                worker_pump.done.store(true, Ordering::SeqCst);
-                PUMPS.fetch_sub(1, Ordering::SeqCst);
-            });
+        // Callbacks run on a kernel-size stack, as they would on a DPC or worker thread of the provider.
+        let spawned = stack::spawn("wsk-sim-events".to_owned(), move || {
+            *lock(&worker_pump.thread) = Some(std::thread::current().id());
+            run(&worker_socket, &worker_pump);
+            worker_pump.done.store(true, Ordering::SeqCst);
+            PUMPS.fetch_sub(1, Ordering::SeqCst);
+        });
         if spawned.is_err() {
             pump.done.store(true, Ordering::SeqCst);
             PUMPS.fetch_sub(1, Ordering::SeqCst);
@@ -501,9 +501,12 @@ pub(crate) fn drop_held(socket: &Socket) {
     }
 }
 
-/// Runs one callback inside a callback frame at DISPATCH_LEVEL.
-fn in_callback<R>(socket: &Socket, f: impl FnOnce() -> R) -> R {
-    let _frame = irql::enter(Frame::Callback { socket: socket.id });
+/// Runs one callback (`event` names it) inside a callback frame at DISPATCH_LEVEL.
+fn in_callback<R>(socket: &Socket, event: &'static str, f: impl FnOnce() -> R) -> R {
+    let _frame = irql::enter(Frame::Callback {
+        socket: socket.id,
+        event,
+    });
     f()
 }
 
@@ -587,7 +590,7 @@ fn deliver_accepts(listener: &Arc<Socket>) {
         let mut remote = addr::encode(&remote);
         let mut accept_context: *mut c_void = null_mut();
         let mut accept_dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH = std::ptr::null();
-        let status = in_callback(listener, || {
+        let status = in_callback(listener, "WskAcceptEvent", || {
             // SAFETY: the client's WskAcceptEvent with the arguments WSK defines; the address buffers and
             // out-parameters live across the call.
             unsafe {
@@ -644,7 +647,7 @@ fn disconnected(socket: &Socket, flags: u32) {
     if let Some(callback) = cb.disconnect {
         let (context, _) = socket.callbacks();
         // SAFETY: the client's WskDisconnectEvent with the arguments WSK defines.
-        in_callback(socket, || unsafe {
+        in_callback(socket, "WskDisconnectEvent", || unsafe {
             callback(context as *mut c_void, flags)
         });
     }
@@ -674,7 +677,7 @@ fn deliver_data(socket: &Arc<Socket>, events: u32) {
     let block = Box::into_raw(data_block(&buf[..peeked]));
     let (context, _) = socket.callbacks();
     let mut accepted = 0_usize;
-    let status = in_callback(socket, || {
+    let status = in_callback(socket, "WskReceiveEvent", || {
         // SAFETY: the client's WskReceiveEvent; the indication lives until freed below or released.
         unsafe {
             callback(
@@ -737,7 +740,7 @@ fn deliver_datagram(socket: &Arc<Socket>) {
     };
     let block = Box::into_raw(datagram_block(&buf[..n], &sender));
     let (context, _) = socket.callbacks();
-    let status = in_callback(socket, || {
+    let status = in_callback(socket, "WskReceiveFromEvent", || {
         // SAFETY: the client's WskReceiveFromEvent; the indication lives until freed below or released.
         unsafe {
             callback(

@@ -71,6 +71,16 @@ pub(crate) fn totals() -> Totals {
     }
 }
 
+/// IRPs [`crate::faults::Fault::Held`] keeps pending now.
+pub(crate) fn held() -> usize {
+    request::held()
+}
+
+/// Ends every [`crate::faults::Fault::Held`] hold (see [`crate::faults::release_held`]).
+pub(crate) fn release_held() -> usize {
+    request::release_held()
+}
+
 /// Closes what the last test left open without calling back into it, and forgets every socket and client.
 pub(crate) fn reset() {
     for socket in socket::open_sockets() {
@@ -187,7 +197,7 @@ fn dispatch_table(kind: Kind) -> *const c_void {
 }
 
 /// Creates the host socket for a WSK socket of `kind` and `family` (non-blocking; IPv6 sockets start
-/// v6-only, as on Windows).
+/// v6-only, as on Windows, unless [`crate::Config::ipv6_v6only_default`] is off).
 fn host_socket(kind: Kind, family: Family, datagram: bool) -> std::io::Result<socket2::Socket> {
     let (ty, proto) = if datagram {
         (socket2::Type::DGRAM, socket2::Protocol::UDP)
@@ -197,7 +207,8 @@ fn host_socket(kind: Kind, family: Family, datagram: bool) -> std::io::Result<so
     let os = socket2::Socket::new(family.domain(), ty, Some(proto))?;
     os.set_nonblocking(true)?;
     if family == Family::V6 {
-        os.set_only_v6(true)?;
+        // Set either way: the host's own default (net.ipv6.bindv6only) must not leak into the simulation.
+        os.set_only_v6(config::with(|c| c.ipv6_v6only_default))?;
     }
     if matches!(kind, Kind::Listen | Kind::Stream) {
         // Windows lets a listener rebind a port whose old connections sit in TIME_WAIT; Linux needs this.
@@ -349,7 +360,10 @@ unsafe extern "system" fn wsk_bind(
 
 /// `WskCloseSocket`: cancels the socket's pending IRPs (they complete with STATUS_CANCELLED before the close
 /// IRP does), stops its callbacks, closes the host socket (abortively unless WskDisconnect came first, when
-/// so configured) and keeps the object for use-after-close detection.
+/// so configured) and keeps the object for use-after-close detection. Under
+/// [`crate::Config::close_waits_for_callbacks`] (Wine) it also ends the late-return holds of the socket's
+/// completions and waits until no completion of the socket runs on a provider worker, epilogue included,
+/// before its own IRP completes.
 unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: pointers from the client; the framework validates them.
     unsafe {
@@ -365,7 +379,7 @@ unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IR
                     format!("WskCloseSocket on socket #{id} from the completion routine of one of its own operations"),
                 );
             }
-            if irql::inside(|f| matches!(f, Frame::Callback { socket } if *socket == id)) {
+            if irql::inside(|f| matches!(f, Frame::Callback { socket, .. } if *socket == id)) {
                 violation(
                     Rule::CloseFromCallback,
                     format!("WskCloseSocket on socket #{id} from its own event callback"),
@@ -379,8 +393,13 @@ unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IR
             }
             socket::mark_closed(socket);
             socket.lock().closing = true;
+            // A late-return hold that ends with the close (Wine) sees it now.
+            crate::kernel::driver::wake();
             events::stop(socket, Duration::from_secs(5));
             request::cancel_all(socket);
+            if config::with(|c| c.close_waits_for_callbacks) {
+                request::wait_worker_completions(socket);
+            }
             events::drop_held(socket);
             let abortive = {
                 let state = socket.lock();

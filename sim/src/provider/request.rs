@@ -14,11 +14,17 @@
 //! (the IRP's cancel routine, WskCloseSocket, reset) takes `WAITING -> DONE` and completes the IRP with
 //! STATUS_CANCELLED; an op caught `BUSY` is flagged instead and its worker finishes it. Whoever takes `DONE`
 //! is the only one who completes the IRP, so every IRP completes exactly once.
+//!
+//! Workers run on kernel-size stacks ([`crate::kernel::stack`]), as the provider's completions would on
+//! Windows. An operation under [`Fault::LateReturn`] always completes on a worker, even when it is
+//! cancelled, and its worker holds the completion routine's epilogue until the driver's unload has
+//! returned; the operation counts as completed before that hold, so a close waiting for it is not held.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use wsk_sys::{
@@ -33,6 +39,7 @@ use crate::config::{self, Completion};
 use crate::faults::{self, Fault, Kind};
 use crate::kernel::irp::{self, CancelHook};
 use crate::kernel::irql::{self, Frame};
+use crate::kernel::stack;
 use crate::sync::{lock, spin_until};
 
 /// Result of one non-blocking attempt at an operation.
@@ -84,6 +91,23 @@ pub(crate) struct Op {
     /// Wakes the worker from poll(2).
     wake: Option<OwnedFd>,
     task: Mutex<Option<Box<dyn IoTask>>>,
+    /// [`Fault::LateReturn`]: complete on a worker, and hold the completion routine's epilogue there.
+    late: bool,
+    /// [`Fault::Held`]: whether the IRP is kept back when the operation ends, and its result while it is.
+    hold: Mutex<Hold>,
+    /// This operation, for handing it to a worker from `&self`.
+    me: Weak<Op>,
+}
+
+/// Where an operation under [`Fault::Held`] stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    /// Not held (any more): the operation completes its IRP when it ends.
+    Free,
+    /// Held, still running: when it ends (finished, cancelled, its socket closed), its IRP is kept.
+    Running,
+    /// Held and ended: the IRP stays pending with this result until [`release_held`].
+    Parked(NTSTATUS, usize),
 }
 
 impl Op {
@@ -97,7 +121,7 @@ impl Op {
         } else {
             None
         };
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             irp: call.irp as usize,
             call: call.name,
@@ -107,6 +131,9 @@ impl Op {
             completed: AtomicBool::new(false),
             wake,
             task: Mutex::new(task),
+            late: call.late,
+            hold: Mutex::new(if call.held { Hold::Running } else { Hold::Free }),
+            me: me.clone(),
         })
     }
 
@@ -129,8 +156,16 @@ impl Op {
             .is_ok()
     }
 
-    /// Ends the operation after its caller took `DONE`: tells the task, unlists the op, completes the IRP.
+    /// Ends the operation after its caller took `DONE`: tells the task, unlists the op, completes the IRP (or,
+    /// under [`Fault::Held`], keeps it pending with this result until [`release_held`]).
     fn finish(&self, status: NTSTATUS, information: usize) {
+        // Counted before the op leaves its socket's pending list, so that a close sees it either there or
+        // in this count (a Wine close waits for both).
+        let _running = self
+            .socket
+            .as_ref()
+            .filter(|_| on_worker())
+            .map(Socket::enter_worker_completion);
         if let Some(mut task) = lock(&self.task).take() {
             task.finished();
         }
@@ -140,17 +175,66 @@ impl Op {
         if let Some(ops) = lock(&OPS).as_mut() {
             ops.remove(&self.id);
         }
+        {
+            let mut hold = lock(&self.hold);
+            if *hold == Hold::Running {
+                *hold = Hold::Parked(status, information);
+                drop(hold);
+                crate::log::note(&format!(
+                    "Fault::Held: {} keeps its IRP pending ({status:#x}) until faults::release_held()",
+                    self.call
+                ));
+                // Nothing of the operation runs any more: a close need not wait for it.
+                self.completed.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+        let hold = (self.late && on_worker()).then(|| self.release_condition());
+        self.complete_irp(status, information, hold);
+    }
+
+    /// Completes the IRP (the provider holds it, and this thread alone may complete it) and announces it.
+    fn complete_irp(&self, status: NTSTATUS, information: usize, hold: Option<irp::Release>) {
         let irp = self.irp as *mut IRP;
         let frame = Frame::Completion {
+            call: self.call,
             socket: self.socket.as_ref().map(|s| s.id),
             op: Some(self.id),
         };
-        // SAFETY: the provider holds the IRP and this thread took DONE, so it alone completes it.
-        unsafe {
+        // SAFETY: the provider holds the IRP and this thread took DONE (or the parked result), so it alone
+        // completes it.
+        let epilogue = unsafe {
             irp::disarm(irp);
-            irp::complete(irp, status, information, frame);
-        }
+            irp::complete(irp, status, information, frame, hold)
+        };
+        // The routine has returned: whoever waits for the completion may go on, before any late hold.
         self.completed.store(true, Ordering::SeqCst);
+        drop(epilogue);
+    }
+
+    /// When a late-return hold of this operation's epilogue ends besides the unload: under
+    /// [`crate::Config::close_waits_for_callbacks`] (Wine), once its socket is closed.
+    fn release_condition(&self) -> irp::Release {
+        match &self.socket {
+            Some(socket) if config::with(|c| c.close_waits_for_callbacks) => {
+                let socket = Arc::clone(socket);
+                Box::new(move || socket.is_closed())
+            }
+            _ => Box::new(|| false),
+        }
+    }
+
+    /// [`Self::finish`] with STATUS_CANCELLED after this thread took `DONE` from a cancel: on a worker for a
+    /// late-return operation (its completion must never run inline), here otherwise.
+    fn finish_cancelled(&self) {
+        if self.late && !on_worker() {
+            if let Some(me) = self.me.upgrade() {
+                if spawn_worker("late-cancel", move || me.finish(STATUS_CANCELLED, 0)) {
+                    return;
+                }
+            }
+        }
+        self.finish(STATUS_CANCELLED, 0);
     }
 
     /// Cancels the operation: completes it with STATUS_CANCELLED now if it is waiting, or has its worker do
@@ -159,7 +243,7 @@ impl Op {
         self.cancel_requested.store(true, Ordering::SeqCst);
         if self.claim(WAITING, DONE) {
             self.wake();
-            self.finish(STATUS_CANCELLED, 0);
+            self.finish_cancelled();
         } else {
             self.wake();
         }
@@ -203,14 +287,23 @@ pub(crate) fn workers_live() -> u64 {
     WORKERS.load(Ordering::SeqCst)
 }
 
+thread_local! {
+    /// This thread is a provider worker.
+    static WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is a provider worker (a late-return hold may only block one of those).
+fn on_worker() -> bool {
+    WORKER.with(Cell::get)
+}
+
 fn spawn_worker(name: &str, work: impl FnOnce() + Send + 'static) -> bool {
     WORKERS.fetch_add(1, Ordering::SeqCst);
-    let spawned = std::thread::Builder::new()
-        .name(format!("wsk-sim-{name}"))
-        .spawn(move || {
-            work();
-            WORKERS.fetch_sub(1, Ordering::SeqCst);
-        });
+    let spawned = stack::spawn(format!("wsk-sim-{name}"), move || {
+        WORKER.with(|w| w.set(true));
+        work();
+        WORKERS.fetch_sub(1, Ordering::SeqCst);
+    });
     if spawned.is_err() {
         WORKERS.fetch_sub(1, Ordering::SeqCst);
         return false;
@@ -280,12 +373,17 @@ pub(crate) struct Call {
     /// A failure injected into WskCloseSocket: the socket is still closed (a client cannot retry a close),
     /// and the call reports this status.
     close_failure: Option<NTSTATUS>,
+    /// [`Fault::LateReturn`] fired on this call.
+    late: bool,
+    /// [`Fault::Held`] fired on this call.
+    held: bool,
     _busy: Option<CallGuard>,
 }
 
 impl Call {
     fn frame(&self) -> Frame {
         Frame::Completion {
+            call: self.name,
             socket: self.socket.as_ref().map(|s| s.id),
             op: None,
         }
@@ -294,13 +392,21 @@ impl Call {
     /// Completes the IRP now (on this thread).
     fn complete_now(&self, status: NTSTATUS, information: usize) {
         // SAFETY: the provider took this IRP at the start of the call and has not completed it.
-        unsafe { irp::complete(self.irp, status, information, self.frame()) };
+        drop(unsafe { irp::complete(self.irp, status, information, self.frame(), None) });
     }
 
-    /// Finishes a call whose result is known, per the completion mode.
+    /// Finishes a call whose result is known, per the completion mode (under [`Fault::Held`]: keeps the IRP
+    /// pending with the result).
     fn deliver(&self, status: NTSTATUS, information: usize) -> NTSTATUS {
         if self.irp.is_null() {
             return status;
+        }
+        if self.held {
+            let op = Op::new(self, DONE, None, false);
+            irp::mark_pending(self.irp);
+            hold_op(&op);
+            op.finish(status, information);
+            return STATUS_PENDING;
         }
         match self.mode {
             Completion::Inline => {
@@ -380,8 +486,14 @@ impl Call {
             if let Some(mut task) = lock(&op.task).take() {
                 task.finished();
             }
+            if self.held {
+                return self.deliver(STATUS_CANCELLED, 0);
+            }
             self.complete_now(STATUS_CANCELLED, 0);
             return STATUS_CANCELLED;
+        }
+        if self.held {
+            hold_op(&op);
         }
         let cancellable = config::with(|c| c.cancel_routines);
         // SAFETY: the provider holds the IRP (taken at the start of the call).
@@ -487,6 +599,8 @@ unsafe fn start(
         socket: None,
         mode,
         close_failure: None,
+        late: false,
+        held: false,
         _busy: None,
     };
     if let Some(handle) = socket {
@@ -516,6 +630,15 @@ unsafe fn start(
             Fault::Fail(status) => Start::Over(status),
             _ => Start::Run(call),
         },
+        Fault::LateReturn => {
+            call.mode = Completion::Deferred;
+            call.late = true;
+            Start::Run(call)
+        }
+        Fault::Held => {
+            call.held = true;
+            Start::Run(call)
+        }
         Fault::Fail(status) if name == "WskCloseSocket" => {
             call.close_failure = Some(status);
             Start::Run(call)
@@ -602,6 +725,23 @@ pub(crate) fn cancel_all(socket: &Socket) {
     }
 }
 
+/// Waits until no completion of `socket` runs on a provider worker (its routine and epilogue over), not
+/// counting the caller's own (a close from one of the socket's completion routines): what Wine's
+/// WskCloseSocket does with `WaitForThreadpoolWaitCallbacks`. Late-return holds of the socket have been
+/// released by the close already, so only a routine that does not return makes this wait long.
+pub(crate) fn wait_worker_completions(socket: &Socket) {
+    let id = socket.id;
+    let own = u32::from(
+        on_worker()
+            && irql::inside(|f| matches!(f, Frame::Completion { socket: Some(s), .. } if *s == id)),
+    );
+    if !spin_until(Duration::from_secs(5), || socket.worker_completions() <= own) {
+        crate::log::note(&format!(
+            "WskCloseSocket on socket #{id}: a completion routine of the socket still runs after 5 s; closing anyway"
+        ));
+    }
+}
+
 /// Takes every pending operation away without completing it, and waits for the workers (reset).
 pub(crate) fn abandon_all() {
     let ops: Vec<Arc<Op>> = lock(&OPS)
@@ -619,6 +759,61 @@ pub(crate) fn abandon_all() {
     if !spin_until(Duration::from_secs(5), || workers_live() == 0) {
         crate::log::note("provider workers still running after reset");
     }
+    // Held IRPs go back to the kernel's table uncompleted (a reset never calls back into the client).
+    for op in std::mem::take(&mut *lock(&HELD)) {
+        let mut hold = lock(&op.hold);
+        if let Hold::Parked(..) = *hold {
+            irp::release(op.irp as *mut IRP);
+        }
+        *hold = Hold::Free;
+    }
+}
+
+/// Operations under [`Fault::Held`], running or parked, until [`release_held`] or reset.
+static HELD: Mutex<Vec<Arc<Op>>> = Mutex::new(Vec::new());
+
+fn hold_op(op: &Arc<Op>) {
+    lock(&HELD).push(Arc::clone(op));
+}
+
+/// IRPs [`Fault::Held`] keeps pending now (their operation still running, or ended and kept).
+pub(crate) fn held() -> usize {
+    lock(&HELD)
+        .iter()
+        .filter(|op| *lock(&op.hold) != Hold::Free)
+        .count()
+}
+
+/// Ends every [`Fault::Held`] hold: an IRP kept pending completes now, on this thread, with STATUS_CANCELLED
+/// if it was cancelled (IoCancelIrp) or its socket closed (by another call than this one: a held close
+/// completes with its own result), else with its operation's result; an operation
+/// still waiting for its socket carries on as an ordinary pending one. Returns how many IRPs it completed.
+pub(crate) fn release_held() -> usize {
+    let ops = std::mem::take(&mut *lock(&HELD));
+    let mut completed = 0;
+    for op in ops {
+        let parked = {
+            let mut hold = lock(&op.hold);
+            match std::mem::replace(&mut *hold, Hold::Free) {
+                Hold::Parked(status, information) => Some((status, information)),
+                _ => None,
+            }
+        };
+        let Some((status, information)) = parked else {
+            continue;
+        };
+        // SAFETY: a parked operation's IRP is still held by the provider.
+        let cancelled = unsafe { irp::is_cancelled(op.irp as *mut IRP) }
+            || (op.call != "WskCloseSocket" && op.socket.as_ref().is_some_and(|s| s.is_closed()));
+        let (status, information) = if cancelled {
+            (STATUS_CANCELLED, 0)
+        } else {
+            (status, information)
+        };
+        op.complete_irp(status, information, None);
+        completed += 1;
+    }
+    completed
 }
 
 /// A client pointer carried into a pending operation's worker.

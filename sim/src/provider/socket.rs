@@ -116,6 +116,9 @@ pub(crate) struct Socket {
     /// Provider calls on this socket that are executing right now.
     calls: AtomicU32,
     closed: AtomicBool,
+    /// Completions of this socket's operations running on provider workers (from before the operation
+    /// leaves the socket's pending list to the end of the routine's epilogue): what a Wine close waits for.
+    worker_completions: AtomicU32,
 }
 
 impl Socket {
@@ -159,6 +162,37 @@ impl Socket {
     /// Provider calls executing on this socket right now.
     pub(crate) fn calls_in_progress(&self) -> u32 {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Whether WskCloseSocket (or reset) has marked the socket closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Counts a completion of this socket running on a provider worker until the guard drops.
+    pub(crate) fn enter_worker_completion(self: &Arc<Self>) -> WorkerCompletion {
+        self.worker_completions.fetch_add(1, Ordering::SeqCst);
+        WorkerCompletion {
+            socket: Arc::clone(self),
+        }
+    }
+
+    /// Completions of this socket running on provider workers right now.
+    pub(crate) fn worker_completions(&self) -> u32 {
+        self.worker_completions.load(Ordering::SeqCst)
+    }
+}
+
+/// See [`Socket::enter_worker_completion`].
+pub(crate) struct WorkerCompletion {
+    socket: Arc<Socket>,
+}
+
+impl Drop for WorkerCompletion {
+    fn drop(&mut self) {
+        self.socket
+            .worker_completions
+            .fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -220,6 +254,7 @@ pub(crate) fn create(
         state: Mutex::new(SockState::default()),
         calls: AtomicU32::new(0),
         closed: AtomicBool::new(false),
+        worker_completions: AtomicU32::new(0),
     });
     table.entries.insert(
         handle,

@@ -469,13 +469,81 @@ pub fn disconnect(c: *mut WSK_SOCKET) -> NTSTATUS {
     req.wait(r).0
 }
 
-/// A loopback port nobody listens on: bind a std listener, note its port, drop it.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback TCP port nothing can accept on, for as long as the value lives: a socket is bound to it
+/// (port 0: the kernel picks a free one) and never listens. Linux refuses connections to it, and no other
+/// socket can take the port meanwhile, not even this process's own next ephemeral bind (which is how a
+/// "freed" port once let a connection socket connect to itself).
+pub struct RefusingPort {
+    _socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl RefusingPort {
+    pub fn new(family: u16) -> Self {
+        let domain = if family == AF_INET {
+            socket2::Domain::IPV4
+        } else {
+            socket2::Domain::IPV6
+        };
+        let socket =
+            socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+                .unwrap();
+        socket.bind(&loopback(family, 0).into()).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        Self {
+            _socket: socket,
+            addr,
+        }
+    }
+
+    /// The bound address (loopback, the port the kernel picked).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// OBJECT_ATTRIBUTES asking for a kernel handle, as PsCreateSystemThread wants.
+pub fn kernel_handle_attributes() -> OBJECT_ATTRIBUTES {
+    OBJECT_ATTRIBUTES {
+        Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
+        RootDirectory: null_mut(),
+        ObjectName: null_mut(),
+        Attributes: OBJ_KERNEL_HANDLE,
+        SecurityDescriptor: null_mut(),
+        SecurityQualityOfService: null_mut(),
+    }
+}
+
+/// PsCreateSystemThread with a kernel handle; returns the handle.
+pub fn system_thread(routine: KStartRoutine, context: *mut c_void) -> HANDLE {
+    let mut handle: HANDLE = null_mut();
+    let mut attributes = kernel_handle_attributes();
+    let status = unsafe {
+        PsCreateSystemThread(
+            &mut handle,
+            THREAD_ALL_ACCESS,
+            &mut attributes,
+            null_mut(),
+            null_mut(),
+            routine,
+            context,
+        )
+    };
+    assert_eq!(status, STATUS_SUCCESS);
+    handle
+}
+
+/// Polls `done` every millisecond until it holds; panics after 5 s. For conditions only a side effect
+/// shows (a counter in a test driver), where there is nothing to wait on.
+pub fn poll_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Runs `f`, then checks that everything it created is gone (its locals are dropped by then).

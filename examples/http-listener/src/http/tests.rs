@@ -1,5 +1,5 @@
-//! Host tests: drive [`HttpConn`] the way the driver's glue does, over byte strings delivered in
-//! every split we can think of.
+//! Host tests: drive [`HttpConn`] the way the driver's glue does (lending its buffers for each
+//! operation), over byte strings delivered in every split we can think of.
 
 #![allow(
     clippy::indexing_slicing,
@@ -8,7 +8,6 @@
     clippy::panic
 )]
 
-use std::boxed::Box;
 use std::string::{String, ToString};
 use std::vec::Vec;
 use std::{format, vec};
@@ -60,19 +59,24 @@ impl Transcript {
     }
 }
 
-/// Plays the driver's glue loop: `input` arrives in pieces of the sizes in `chunks` (further
-/// limited by the buffer offered), then the rest in as few receives as the buffers allow; then EOF
-/// if `eof`.
+/// A connection over host buffers of exactly the sizes the driver allocates.
+fn new_conn() -> HttpConn<Vec<u8>> {
+    HttpConn::new(vec![0; IN_CAP], vec![0; OUT_CAP])
+}
+
+/// Plays the driver's glue loop (lend the buffer `next_io` names, receive into or send from its
+/// range, give it back): `input` arrives in pieces of the sizes in `chunks` (further limited by
+/// the range offered), then the rest in as few receives as the ranges allow; then EOF if `eof`.
 fn drive(input: &[u8], chunks: &[usize], eof: bool) -> Transcript {
-    let mut conn = Box::new(HttpConn::new());
+    let mut conn = new_conn();
     let mut pos = 0;
     let mut chunk = 0;
     let mut left_in_chunk = chunks.first().copied().unwrap_or(usize::MAX);
     let mut sends = Vec::new();
     for _ in 0..10_000_000 {
-        match conn.step(&STATS) {
-            Step::NeedInput(buf) => {
-                assert!(!buf.is_empty(), "NeedInput with an empty buffer");
+        match conn.next_io(&STATS) {
+            Io::Receive { which, range } => {
+                assert!(!range.is_empty(), "Receive into an empty range");
                 if pos == input.len() {
                     if !eof {
                         return Transcript {
@@ -84,8 +88,13 @@ fn drive(input: &[u8], chunks: &[usize], eof: bool) -> Transcript {
                     conn.received(0);
                     continue;
                 }
-                let n = left_in_chunk.max(1).min(buf.len()).min(input.len() - pos);
-                buf[..n].copy_from_slice(&input[pos..pos + n]);
+                let mut buf = conn
+                    .lend(which)
+                    .expect("next_io names a buffer that is home");
+                let room = &mut buf[range];
+                let n = left_in_chunk.max(1).min(room.len()).min(input.len() - pos);
+                room[..n].copy_from_slice(&input[pos..pos + n]);
+                conn.give_back(which, buf);
                 pos += n;
                 left_in_chunk = left_in_chunk.saturating_sub(n);
                 if left_in_chunk == 0 {
@@ -94,12 +103,24 @@ fn drive(input: &[u8], chunks: &[usize], eof: bool) -> Transcript {
                 }
                 conn.received(n);
             }
-            Step::Send { bytes, then_close } => {
-                assert!(!bytes.is_empty(), "Send with no bytes");
-                sends.push((bytes.to_vec(), then_close));
+            Io::Send {
+                which,
+                range,
+                then_close,
+            } => {
+                assert!(!range.is_empty(), "Send with no bytes");
+                let buf = conn
+                    .lend(which)
+                    .expect("next_io names a buffer that is home");
+                sends.push((buf[range].to_vec(), then_close));
+                conn.give_back(which, buf);
                 conn.sent();
                 if then_close {
-                    assert_eq!(conn.step(&STATS), Step::Close, "closing send must be final");
+                    assert_eq!(
+                        conn.next_io(&STATS),
+                        Io::Close,
+                        "closing send must be final"
+                    );
                     return Transcript {
                         sends,
                         end: End::SentThenClose,
@@ -107,8 +128,8 @@ fn drive(input: &[u8], chunks: &[usize], eof: bool) -> Transcript {
                     };
                 }
             }
-            Step::Close => {
-                assert_eq!(conn.step(&STATS), Step::Close, "Close must be final");
+            Io::Close => {
+                assert_eq!(conn.next_io(&STATS), Io::Close, "Close must be final");
                 return Transcript {
                     sends,
                     end: End::Closed,
@@ -358,7 +379,7 @@ fn stats_snapshot_is_taken_per_request() {
         }
     }
     let source = Counting(std::cell::Cell::new(0));
-    let mut conn = Box::new(HttpConn::new());
+    let mut conn = new_conn();
     let mut bodies = Vec::new();
     let mut input = [get("/stats"), get("/"), get("/stats")].concat();
     loop {
@@ -885,7 +906,7 @@ fn bodies_on_get_are_skipped() {
 fn expect_100_continue_before_the_body() {
     let head =
         b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
-    let mut conn = Box::new(HttpConn::new());
+    let mut conn = new_conn();
     let Step::NeedInput(buf) = conn.step(&STATS) else {
         panic!()
     };
@@ -1158,7 +1179,7 @@ fn eof_handling() {
 
 #[test]
 fn received_is_clamped_and_robust_to_misuse() {
-    let mut conn = Box::new(HttpConn::new());
+    let mut conn = new_conn();
     conn.sent(); // nothing in flight: ignored
     conn.received(5); // no NeedInput outstanding: ignored
     let Step::NeedInput(buf) = conn.step(&STATS) else {
@@ -1197,8 +1218,200 @@ fn received_is_clamped_and_robust_to_misuse() {
 
 #[test]
 fn connection_state_fits_the_budget() {
-    let size = core::mem::size_of::<HttpConn>();
+    let size = core::mem::size_of::<HttpConn<Vec<u8>>>();
     assert!(size <= 25 * 1024 + 512, "HttpConn is {size} bytes");
+}
+
+#[test]
+fn connection_state_is_small_without_its_buffers() {
+    // The buffers are separate allocations; what the driver's task holds is this.
+    let size = core::mem::size_of::<HttpConn<Vec<u8>>>();
+    assert!(size <= 1024, "HttpConn is {size} bytes");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Owned buffers: lending, giving back, and what happens when one is missing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn step_is_next_io_through_borrowed_slices() {
+    let corpus = [
+        [get("/"), get("/stats"), post_echo(b"body", "")].concat(),
+        post_echo(b"expecting", "Expect: 100-continue\r\n"),
+        chunked(&[b"ab", b"cdefghij"], "T: v\r\n"),
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+    ];
+    for input in &corpus {
+        let (mut owned, mut borrowed) = (new_conn(), new_conn());
+        let mut pos = 0;
+        loop {
+            match (owned.next_io(&STATS), borrowed.step(&STATS)) {
+                (Io::Receive { which, range }, Step::NeedInput(room)) => {
+                    assert_eq!(room.len(), range.len());
+                    // Small pieces, so that receives go to both buffers at every offset kind.
+                    let n = room.len().min(7).min(input.len() - pos);
+                    room[..n].copy_from_slice(&input[pos..pos + n]);
+                    let mut buf = owned.lend(which).unwrap();
+                    buf[range][..n].copy_from_slice(&input[pos..pos + n]);
+                    owned.give_back(which, buf);
+                    pos += n;
+                    owned.received(n);
+                    borrowed.received(n);
+                }
+                (
+                    Io::Send {
+                        which,
+                        range,
+                        then_close,
+                    },
+                    Step::Send {
+                        bytes,
+                        then_close: closes,
+                    },
+                ) => {
+                    assert_eq!(then_close, closes);
+                    let buf = owned.lend(which).unwrap();
+                    assert_eq!(&buf[range], bytes);
+                    owned.give_back(which, buf);
+                    owned.sent();
+                    borrowed.sent();
+                }
+                (Io::Close, Step::Close) => break,
+                (io, step) => panic!("next_io gave {io:?}, step gave {step:?}"),
+            }
+        }
+        assert_eq!(owned.requests_served(), borrowed.requests_served());
+    }
+}
+
+#[test]
+fn fixed_responses_leave_from_the_output_buffer() {
+    let head =
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    let mut conn = new_conn();
+    let Io::Receive { which, range } = conn.next_io(&STATS) else {
+        panic!()
+    };
+    let mut buf = conn.lend(which).unwrap();
+    buf[range][..head.len()].copy_from_slice(head);
+    conn.give_back(which, buf);
+    conn.received(head.len());
+    let io = conn.next_io(&STATS);
+    let continue_at = HEAD_RESERVE - CONTINUE.len()..HEAD_RESERVE;
+    assert_eq!(
+        io,
+        Io::Send {
+            which: BufId::Output,
+            range: continue_at.clone(),
+            then_close: false
+        }
+    );
+    assert_eq!(&conn.output.bytes().unwrap()[continue_at], CONTINUE);
+
+    // The 500 fallback (which correct sizing never produces) goes the same way, and closes.
+    conn.phase = Phase::Respond(Outgoing::InternalError);
+    let error_at = HEAD_RESERVE - INTERNAL_ERROR.len()..HEAD_RESERVE;
+    let Io::Send {
+        which: BufId::Output,
+        range,
+        then_close: true,
+    } = conn.next_io(&STATS)
+    else {
+        panic!()
+    };
+    assert_eq!(range, error_at);
+    assert_eq!(&conn.output.bytes().unwrap()[error_at], INTERNAL_ERROR);
+    conn.sent();
+    assert_eq!(conn.requests_served(), 1);
+    assert_eq!(conn.next_io(&STATS), Io::Close);
+}
+
+#[test]
+fn a_response_range_outside_the_buffer_becomes_a_500() {
+    for (start, end) in [(0, OUT_CAP + 1), (10, 5), (OUT_CAP, usize::MAX)] {
+        let mut conn = new_conn();
+        conn.phase = Phase::Respond(Outgoing::Response {
+            start,
+            end,
+            close: false,
+        });
+        let Step::Send {
+            bytes,
+            then_close: true,
+        } = conn.step(&STATS)
+        else {
+            panic!()
+        };
+        assert_eq!(bytes, INTERNAL_ERROR);
+    }
+}
+
+#[test]
+fn a_buffer_not_given_back_closes_the_connection() {
+    // The input buffer, lent for a receive and lost.
+    let mut conn = new_conn();
+    let Io::Receive {
+        which: BufId::Input,
+        ..
+    } = conn.next_io(&STATS)
+    else {
+        panic!()
+    };
+    let lost = conn.lend(BufId::Input).unwrap();
+    assert!(conn.lend(BufId::Input).is_none(), "lent once");
+    conn.received(3);
+    assert_eq!(conn.next_io(&STATS), Io::Close);
+    assert_eq!(conn.step(&STATS), Step::Close);
+    // Closed for good, even if the buffer turns up again.
+    conn.give_back(BufId::Input, lost);
+    assert_eq!(conn.next_io(&STATS), Io::Close);
+
+    // The output buffer, lent for a send and lost.
+    let mut conn = new_conn();
+    let req = get("/");
+    conn.input.0.as_mut().unwrap()[..req.len()].copy_from_slice(&req);
+    let Io::Receive { .. } = conn.next_io(&STATS) else {
+        panic!()
+    };
+    conn.received(req.len());
+    let Io::Send { which, .. } = conn.next_io(&STATS) else {
+        panic!()
+    };
+    drop(conn.lend(which));
+    conn.sent();
+    assert_eq!(conn.requests_served(), 1);
+    assert_eq!(conn.next_io(&STATS), Io::Close);
+
+    // A buffer lent out between operations (the driver's mistake) closes just the same.
+    let mut conn = new_conn();
+    let _kept = conn.lend(BufId::Output);
+    assert_eq!(conn.step(&STATS), Step::Close);
+}
+
+#[test]
+fn short_buffers_close_and_longer_ones_are_used_up_to_capacity() {
+    let mut conn = HttpConn::new(vec![0; IN_CAP - 1], vec![0; OUT_CAP]);
+    assert_eq!(conn.next_io(&STATS), Io::Close);
+    let mut conn = HttpConn::new(vec![0; IN_CAP], vec![0; OUT_CAP - 1]);
+    assert_eq!(conn.next_io(&STATS), Io::Close);
+    let mut conn = HttpConn::new(Vec::new(), Vec::new());
+    assert_eq!(conn.step(&STATS), Step::Close);
+
+    let long = |n: usize| vec![0; n + 100].into_boxed_slice();
+    let mut conn = HttpConn::new(long(IN_CAP), long(OUT_CAP));
+    let Io::Receive { which, range } = conn.next_io(&STATS) else {
+        panic!()
+    };
+    assert_eq!((which, range.clone()), (BufId::Input, 0..IN_CAP));
+    let req = get("/");
+    let mut buf = conn.lend(which).unwrap();
+    buf[range][..req.len()].copy_from_slice(&req);
+    conn.give_back(which, buf);
+    conn.received(req.len());
+    let Step::Send { bytes, .. } = conn.step(&STATS) else {
+        panic!()
+    };
+    assert_eq!(parse_response(bytes, false).0.code, 200);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,187 @@
+//! Host tests of the run queue, tasks and scheduler with plain threads, on wsk-sim's pool and KEVENTs
+//! (their interleavings are model-checked in runtime/loom).
+
+extern crate wsk_sim;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::scheduler::Scheduler;
+use super::task::{self, TaskHeader, QUEUED};
+use crate::pool;
+
+/// How long the executor sleeps at most here, in its 100 ns ticks (5 s): far longer than any wake may
+/// take, even under valgrind, so a sleep that lasts it means a lost wakeup.
+const SLEEP_CAP: u64 = 50_000_000;
+
+/// A scheduler in the pool's counters' eyes: its event initialised; the test must leave it idle.
+fn scheduler() -> Box<Scheduler> {
+    let s = Box::new(Scheduler::new());
+    s.queue().event().init();
+    s
+}
+
+fn spawn(s: &Scheduler, fut: impl Future<Output = ()> + Send + 'static) {
+    // SAFETY: every test drains its scheduler until idle before dropping it.
+    assert!(unsafe { task::spawn(s.queue(), 0, move || fut) });
+}
+
+/// Records its id in `log` on each poll; finishes on the `polls`-th, waking itself before that.
+struct Logger {
+    id: u32,
+    polls: u32,
+    log: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Future for Logger {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(self.id);
+        self.polls -= 1;
+        if self.polls == 0 {
+            return Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[test]
+fn tasks_are_polled_in_the_order_they_were_woken_and_freed_when_done() {
+    let _sim = wsk_sim::exclusive();
+    let before = pool::stats();
+    let s = scheduler();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    for (id, polls) in [(1, 2), (2, 1), (3, 3)] {
+        spawn(&s, Logger { id, polls, log: log.clone() });
+    }
+    let mut drains = 0;
+    while !s.is_idle() {
+        s.drain(true);
+        drains += 1;
+    }
+    assert_eq!(*log.lock().unwrap_or_else(|e| e.into_inner()), [1, 2, 3, 1, 3, 3]);
+    assert_eq!(drains, 3);
+    let after = pool::stats();
+    assert_eq!((after.tasks_live, after.pool_live_allocations), (before.tasks_live, before.pool_live_allocations));
+}
+
+/// Hands a waker to a new thread on its first poll; finishes once that thread has set `woken` and woken
+/// it.
+struct WokenByThread {
+    woken: Arc<AtomicBool>,
+    started: bool,
+    done: Arc<AtomicUsize>,
+}
+
+impl Future for WokenByThread {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.woken.load(Ordering::Acquire) {
+            self.done.fetch_add(1, Ordering::SeqCst);
+            return Poll::Ready(());
+        }
+        if !self.started {
+            self.started = true;
+            let (woken, waker) = (self.woken.clone(), cx.waker().clone());
+            thread::spawn(move || {
+                woken.store(true, Ordering::Release);
+                waker.wake();
+            });
+        }
+        Poll::Pending
+    }
+}
+
+#[test]
+fn wakes_from_other_threads_end_the_executors_sleep() {
+    let _sim = wsk_sim::exclusive();
+    let s = scheduler();
+    let done = Arc::new(AtomicUsize::new(0));
+    const TASKS: usize = 100;
+    for _ in 0..TASKS {
+        spawn(&s, WokenByThread { woken: Arc::new(AtomicBool::new(false)), started: false, done: done.clone() });
+    }
+    let mut slow_sleeps = 0;
+    while done.load(Ordering::SeqCst) < TASKS {
+        s.drain(true);
+        if done.load(Ordering::SeqCst) < TASKS {
+            // A lost wakeup sleeps until the cap.
+            let start = Instant::now();
+            s.queue().sleep(SLEEP_CAP);
+            if start.elapsed() >= Duration::from_millis(4_900) {
+                slow_sleeps += 1;
+            }
+        }
+    }
+    assert_eq!(slow_sleeps, 0, "a wake did not end the executor's sleep");
+    // The waker threads may still hold the last reference for a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.is_idle() || pool::stats().tasks_live != 0 {
+        assert!(Instant::now() < deadline, "tasks left: {:?}", pool::stats());
+        s.drain(true);
+        thread::yield_now();
+    }
+}
+
+/// Pending for ever; hands out a clone of its waker, counts its drops.
+struct Forever {
+    waker: Arc<Mutex<Option<Waker>>>,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Future for Forever {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Forever {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The shutdown race the model checker found (`executor_drop_at_shutdown`), replayed step by step: a
+/// waker sets QUEUED on a task just before the executor drops it, and pushes it only after the executor
+/// has unlinked it. The executor must not count itself idle until that push has been drained.
+#[test]
+fn shutdown_waits_for_a_wake_that_is_still_pushing() {
+    let _sim = wsk_sim::exclusive();
+    let before = pool::stats();
+    let s = scheduler();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let slot = Arc::new(Mutex::new(None));
+    spawn(&s, Forever { waker: slot.clone(), drops: drops.clone() });
+    s.drain(true);
+    let waker = slot.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| unreachable!("polled"));
+    // A task waker's data pointer is its header.
+    let h = NonNull::new(waker.data().cast_mut().cast::<TaskHeader>()).unwrap_or_else(|| unreachable!());
+    // SAFETY: alive (the waker's reference).
+    let header = unsafe { h.as_ref() };
+
+    // The waker's `schedule`, up to its push: it claims QUEUED and takes the queue's reference ...
+    assert_eq!(header.state.fetch_or(QUEUED, Ordering::AcqRel) & QUEUED, 0);
+    header.refs.fetch_add(1, Ordering::Relaxed);
+    // ... and the executor stops meanwhile: the future is dropped and the task unlinked.
+    s.drop_tasks(false);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(!s.is_idle(), "idle with a push still under way: the task would leak");
+    // The push lands; the next drain releases the queue's reference.
+    // SAFETY: alive (the queue's reference); we set QUEUED.
+    unsafe { s.queue().push(h) };
+    s.queue().notify();
+    drop(waker);
+    s.drain(true);
+    assert!(s.is_idle());
+    let after = pool::stats();
+    assert_eq!((after.tasks_live, after.pool_live_allocations), (before.tasks_live, before.pool_live_allocations));
+}
