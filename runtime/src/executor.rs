@@ -96,6 +96,8 @@ pub(crate) struct Executor {
     /// Spawns in progress: the executor drops user tasks only once none is, so a task pushed by another
     /// thread while the executor stops is still dropped with the rest.
     spawning: AtomicUsize,
+    /// The executor thread's id (PsGetCurrentThreadId), so `block_on` can tell when it is called there.
+    thread_id: AtomicUsize,
 }
 
 impl Executor {
@@ -107,6 +109,7 @@ impl Executor {
             user_tasks_dropped: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             spawning: AtomicUsize::new(0),
+            thread_id: AtomicUsize::new(0),
         }
     }
 
@@ -177,6 +180,8 @@ impl Executor {
     /// stopping, drops the user tasks and goes on until the system tasks have finished too, and until no
     /// task is left in the run queue or on its way into it (a wake that raced with the drop).
     pub(crate) fn run(&self) {
+        // SAFETY: no preconditions; any IRQL.
+        self.thread_id.store(unsafe { sys::PsGetCurrentThreadId() } as usize, Ordering::Release);
         let mut dropped_user_tasks = false;
         loop {
             self.scheduler.drain(true);
@@ -202,8 +207,9 @@ impl Executor {
     /// unlinks them. Their sockets go to the reaper; nothing here waits.
     fn drop_tasks(&self, all: bool) {
         // `stop` is set; a spawn that passed its check before that finishes its push before we drain.
+        // Wait (not spin) for it: the spawner may be a lower-priority thread preempted on this CPU.
         while self.spawning.load(Ordering::SeqCst) != 0 {
-            core::hint::spin_loop();
+            self.block_event.wait(SPAWN_WAIT);
         }
         self.scheduler.drop_tasks(all);
     }
@@ -223,6 +229,14 @@ impl Executor {
 
     /// Polls `fut` to completion on the calling thread (PASSIVE_LEVEL), sleeping on an event between polls.
     pub(crate) fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        // SAFETY: no preconditions; any IRQL.
+        let here = unsafe { sys::PsGetCurrentThreadId() } as usize;
+        if here != 0 && here == self.thread_id.load(Ordering::Acquire) {
+            log::error!(
+                "block_on called on the executor thread (from a task): every other task waits until it \
+                 returns, and a future that waits for another task never does"
+            );
+        }
         let mut fut = core::pin::pin!(fut);
         let raw = RawWaker::new(self.block_event.as_ptr().cast_const().cast(), &BLOCK_WAKER_VTABLE);
         // SAFETY: the vtable's functions only call KeSetEvent on an event that lives as long as `self`,
@@ -239,6 +253,9 @@ impl Executor {
         }
     }
 }
+
+/// How long the stopping executor waits between checks for a spawn still in progress (1 ms).
+const SPAWN_WAIT: u64 = 10_000;
 
 /// How long to sleep at `now` until the nearest deadline `next` (at least one tick, at most [`MAX_WAIT`]).
 fn wait_ticks(next: Option<Instant>, now: Instant) -> u64 {

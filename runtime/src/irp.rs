@@ -41,11 +41,13 @@ mod tests;
 
 use self::completion::Completion;
 
-/// Statuses with which providers refuse a call *without* taking the IRP: Wine's stubs
-/// (STATUS_NOT_IMPLEMENTED) and argument checks (a null IRP or client). Any other non-PENDING return means
-/// the IRP was completed, even if its completion routine has not run yet on another CPU.
-const fn refused_without_irp(status: NTSTATUS) -> bool {
-    matches!(status, sys::STATUS_NOT_IMPLEMENTED | sys::STATUS_INVALID_PARAMETER | sys::STATUS_INVALID_HANDLE)
+/// Whether the provider refused a call *without* taking the IRP, so the runtime must complete it itself.
+/// Only Wine does that: its stubs return STATUS_NOT_IMPLEMENTED and leave the IRP alone. Windows' WSK
+/// completes every IRP it is handed, whatever it returns (STATUS_INVALID_PARAMETER included), so with
+/// IoSetCompletionRoutineEx in use (Windows) the runtime never touches an IRP it handed over; it waits
+/// for its completion routine.
+const fn refused_without_irp(status: NTSTATUS, plain_routine: bool) -> bool {
+    plain_routine && status == sys::STATUS_NOT_IMPLEMENTED
 }
 
 /// How a call left the slot.
@@ -94,19 +96,22 @@ impl IrpSlot {
     }
 
     /// Re-arms the IRP and hands it to `call`. `device` is the runtime's device object when the completion
-    /// routine is set with IoSetCompletionRoutineEx (Windows), `None` for the plain routine (Wine).
+    /// routine is set with IoSetCompletionRoutineEx (Windows), `None` for the plain routine (Wine), or the
+    /// status to fail with (the device is gone: never fall back to the plain routine on Windows).
     ///
     /// # Errors
-    /// The status of IoSetCompletionRoutineEx (STATUS_INSUFFICIENT_RESOURCES): nothing was issued.
+    /// `device`'s error, or the status of IoSetCompletionRoutineEx (STATUS_INSUFFICIENT_RESOURCES): nothing
+    /// was issued.
     ///
     /// # Safety
     /// The slot must be idle and at a stable address until it completes, and everything `call` passes to
     /// the provider (buffers, MDLs, addresses) must stay valid until the completion has been collected.
     pub(crate) unsafe fn issue(
         &self,
-        device: Option<NonNull<DEVICE_OBJECT>>,
+        device: Result<Option<NonNull<DEVICE_OBJECT>>, NTSTATUS>,
         call: impl FnOnce(*mut IRP) -> NTSTATUS,
     ) -> Result<Issued, NTSTATUS> {
+        let device = device?;
         let irp = self.irp.as_ptr();
         let context = core::ptr::from_ref(self).cast_mut().cast::<c_void>();
         // SAFETY: idle slot: the provider does not hold the IRP, so we may reset it.
@@ -128,10 +133,9 @@ impl IrpSlot {
         pool::IRPS_IN_FLIGHT.inc();
         pool::WSK_CALLS.inc();
         let ret = call(irp);
-        if self.completion.is_armed() && refused_without_irp(ret) {
+        if self.completion.is_armed() && refused_without_irp(ret, device.is_none()) {
             // The provider refused the call without completing the IRP (Wine's stubs): complete it
-            // ourselves, so the completion routine (and with it IoSetCompletionRoutineEx's reference) runs
-            // exactly once, like for every other call.
+            // ourselves, so the completion routine runs exactly once, like for every other call.
             // SAFETY: the provider did not take the IRP; it is ours, with our routine in the next stack
             // location. Stepping into that location and completing runs the routine, as a provider would.
             unsafe {
@@ -165,6 +169,11 @@ impl IrpSlot {
     /// Registers `cx` to be woken by the completion; Ready when there is nothing in flight.
     pub(crate) fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.completion.poll(cx)
+    }
+
+    /// Drops the waker registered for the completion, if any.
+    pub(crate) fn drop_waker(&self) {
+        self.completion.drop_waker();
     }
 
     /// Asks the provider to cancel the in-flight IRP; true if a cancel routine took it (so its completion

@@ -8,11 +8,11 @@
 //!
 //! impl wsk::ListenHandler for Echo {
 //!     async fn on_connection(&'static self, conn: &mut wsk::Connection) -> wsk::Result<()> {
-//!         let mut buf = [0u8; 4096];
+//!         let mut buf = wsk::Buf::with_capacity(4096)?;
 //!         loop {
-//!             let n = conn.recv(&mut buf).await?;
-//!             if n == 0 { return Ok(()) }
-//!             conn.send_all(&buf[..n]).await?;
+//!             buf = conn.recv(buf).await?;
+//!             if buf.is_empty() { return Ok(()) }
+//!             buf = conn.send_all(buf).await?;
 //!         }
 //!     }
 //! }
@@ -26,9 +26,15 @@
 //! cancels and waits for every IRP before it deregisters.
 //!
 //! Parts: [`sys`] (FFI), [`Runtime`] (client lifecycle and executor), [`ListenSocket`], [`Connection`],
-//! [`DatagramSocket`], [`StreamListener`]
-//! (typed sockets over reusable IRPs and MDLs), [`time`] (sleep, timeout), [`pool`] (tagged, counted
-//! allocations and [`pool::stats`]), [`Error`] (failing step + NTSTATUS), [`mod@log`] (DbgPrint backend).
+//! [`DatagramSocket`], [`StreamListener`] (typed sockets over reusable IRPs and MDLs), [`buf`] (the owned,
+//! non-paged buffers socket I/O takes by value and hands back), [`time`] (sleep, timeout), [`pool`]
+//! (tagged, counted allocations and [`pool::stats`]), [`Error`] (failing step + NTSTATUS), [`mod@log`]
+//! (DbgPrint backend).
+//!
+//! What the kernel enforces and the runtime keeps: no frame or chain that could overflow a 24 KiB kernel
+//! stack (large task state is built in its pool allocation), nothing that waits at DISPATCH_LEVEL, no
+//! driver code running after DriverUnload returns, no buffer freed or reused while the provider may still
+//! write it (even if a future is leaked), no drop that blocks the executor.
 #![cfg_attr(not(test), no_std)]
 
 pub use wsk_sys as sys;

@@ -40,6 +40,8 @@ const TICK: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_millis(10);
 /// How often the shutdown pass checks whether every IRP is back.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(5);
+/// Most sockets the shutdown pass closes per hold of the registry lock (it runs at DISPATCH_LEVEL).
+const CLOSES_PER_PASS: u64 = 8;
 /// How often a stuck shutdown says what it waits for.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -133,21 +135,28 @@ impl Sockets {
             let mut n = 0;
             while let Some(c) = NonNull::new(l.all) {
                 // SAFETY: registered cores are live while we hold the lock.
-                unsafe { Self::unlink(l, c) };
+                unsafe {
+                    // Their owner's task is gone; its wakers in these slots must not keep it allocated.
+                    c.as_ref().drop_wakers();
+                    Self::unlink(l, c);
+                }
                 n += 1;
             }
             n
         })
     }
 
-    /// Hands a retired core to the reaper and wakes it.
-    fn push_retired(&self, core: NonNull<SocketCore>) {
-        self.lists.with(|l| {
-            // SAFETY: `reap_next` under the lock.
-            unsafe { *core.as_ref().reap_next.get() = l.retired };
-            l.retired = core.as_ptr();
-        });
-        self.wake();
+    /// Puts a retired core on the reaper's list.
+    ///
+    /// # Safety
+    /// The caller holds the lock that owns `l`; `core` is live and retired by its owner.
+    unsafe fn push_locked(l: &mut Lists, core: NonNull<SocketCore>) {
+        // SAFETY: `reap_next` and `retired` under the lock.
+        unsafe {
+            *core.as_ref().reap_next.get() = l.retired;
+            *core.as_ref().retired.get() = true;
+        }
+        l.retired = core.as_ptr();
     }
 
     /// Wakes the reaper task.
@@ -209,14 +218,25 @@ impl Sockets {
     /// abandoned accept is closed on an IRP of its own, kept in `orphans` until it completes.
     fn close_remaining(&self, orphans: &mut Orphans) -> (u64, u64) {
         self.lists.with(|l| {
-            let (mut busy, mut leaked) = (0, 0);
+            let (mut busy, mut leaked, mut closes) = (0, 0, 0);
             let mut cur = l.all;
             while let Some(c) = NonNull::new(cur) {
                 // SAFETY: registered cores are live while we hold the lock.
                 let core = unsafe { c.as_ref() };
-                // SAFETY: link fields under the lock.
-                cur = unsafe { *core.rt_next.get() };
-                leaked += 1;
+                // SAFETY: link and flag fields under the lock.
+                let (next, retired) = unsafe { (*core.rt_next.get(), *core.retired.get()) };
+                cur = next;
+                if !retired {
+                    leaked += 1;
+                }
+                if closes >= CLOSES_PER_PASS {
+                    // Bounded work at DISPATCH_LEVEL per lock hold; the rest waits for the next pass.
+                    busy += 1;
+                    continue;
+                }
+                if !core.sock().is_null() {
+                    closes += 1;
+                }
                 match core.close_for_shutdown() {
                     Ok(false) => {}
                     Ok(true) | Err(_) => busy += 1,
@@ -224,8 +244,16 @@ impl Sockets {
                 if let Some(free) = orphans.0.iter_mut().find(|o| o.is_none()) {
                     let stashed = core.take_stash_for_close();
                     if !stashed.is_null() {
-                        *free = close_orphan(core.rt, stashed);
+                        closes += 1;
                         busy += 1;
+                        match close_orphan(core.rt, stashed) {
+                            Some(slot) => *free = Some(slot),
+                            None => {
+                                // Not closed: keep it stashed (and counted) for the next pass.
+                                core.restore_stash(stashed);
+                                crate::pool::SOCKETS_OPEN.inc();
+                            }
+                        }
                     }
                 }
             }
@@ -269,15 +297,25 @@ pub(crate) unsafe fn retire(core: NonNull<SocketCore>) {
     let mut cx = Context::from_waker(Waker::noop());
     // The reaper re-polls with its own waker when it takes the core, so a completion that wakes the noop
     // waker in between is not lost.
-    match c.poll_teardown(&mut cx) {
-        Poll::Ready(Ok(_)) if c.is_quiet() => {
-            // SAFETY: quiet and ours: unregister, then free.
-            unsafe {
-                c.rt.sockets.unregister(core);
-                socket_core::free(core);
-            }
+    let done = matches!(c.poll_teardown(&mut cx), Poll::Ready(Ok(_)));
+    // Decided under the registry lock: the shutdown pass may be closing this core's socket right now (it
+    // does so under the same lock), so "quiet" is only true if it is true with the pass excluded.
+    let free = c.rt.sockets.lists.with(|l| {
+        if done && c.is_quiet() {
+            // SAFETY: under the lock; `core` is live.
+            unsafe { Sockets::unlink(l, core) };
+            true
+        } else {
+            // SAFETY: under the lock.
+            unsafe { Sockets::push_locked(l, core) };
+            false
         }
-        _ => c.rt.sockets.push_retired(core),
+    });
+    if free {
+        // SAFETY: quiet, unregistered and ours.
+        unsafe { socket_core::free(core) };
+    } else {
+        c.rt.sockets.wake();
     }
 }
 
@@ -286,17 +324,20 @@ pub(crate) unsafe fn retire(core: NonNull<SocketCore>) {
 fn close_orphan(rt: &'static Runtime, s: *mut sys::WSK_SOCKET) -> Option<PoolBox<IrpSlot>> {
     let slot = IrpSlot::new().and_then(|slot| PoolBox::try_new(slot).ok());
     let Some(slot) = slot else {
-        log::error!("no memory to close a socket at unload; it stays open");
+        log::warn!("no memory to close a socket at unload; retrying");
         return None;
     };
     // SAFETY: every dispatch table starts with the basic calls; `s` is ours to close.
     let close = unsafe { (*(*s).Dispatch.cast::<sys::WSK_PROVIDER_BASIC_DISPATCH>()).WskCloseSocket };
     // SAFETY: a fresh idle slot in pool memory, kept until its completion; `s` is a live socket with no
-    // call on it.
-    if let Err(status) = unsafe { slot.issue(rt.completion_device(), |irp| close(s, irp)) } {
-        log::error!("closing a socket at unload failed to start: {status:#x}; it stays open");
+    // call on it (nobody else has it: it was taken from the stash).
+    match unsafe { slot.issue(rt.completion_device(), |irp| close(s, irp)) } {
+        Ok(_) => Some(slot),
+        Err(status) => {
+            log::warn!("closing a socket at unload failed to start ({status:#x}); retrying");
+            None
+        }
     }
-    Some(slot)
 }
 
 /// The reaper task: runs for the runtime's whole life (a system task of the executor), tearing down
@@ -357,12 +398,8 @@ pub(crate) async fn reaper(rt: &'static Runtime) {
     if orphaned > 0 {
         log::debug!("{orphaned} leaked socket(s) orphaned at unload");
     }
-    // Anything retired while the pass ran is quiet by now (closed, nothing in flight): free it.
-    let _ = poll_fn(|cx| {
-        let _ = rt.sockets.poll_reap(cx, &mut working, true);
-        Poll::Ready(())
-    })
-    .await;
+    // Anything retired while the pass ran is closed by now; free it once nothing of it is in flight.
+    while time::timeout(SHUTDOWN_POLL, poll_fn(|cx| rt.sockets.poll_reap(cx, &mut working, true))).await.is_err() {}
     // The registered waker holds a reference to this task: let it go, or the task is never freed.
     drop(rt.sockets.waker.take());
 }

@@ -30,6 +30,8 @@ const UNINIT: u8 = 0;
 const STARTING: u8 = 1;
 const RUNNING: u8 = 2;
 const STOPPING: u8 = 3;
+/// Every socket closed and the executor gone; the provider NPI is being released (no new calls).
+const RELEASING: u8 = 5;
 const STOPPED: u8 = 4;
 
 /// How long `start` waits for the WSK subsystem (early in boot it may not be ready yet) before failing with
@@ -278,14 +280,14 @@ impl Runtime {
         if p.Dispatch.is_null() { None } else { Some((p.Client, p.Dispatch)) }
     }
 
-    /// The device object completion routines are set with (IoSetCompletionRoutineEx), or `None` where the
-    /// plain routine is used (Wine).
-    pub(crate) fn completion_device(&self) -> Option<NonNull<DEVICE_OBJECT>> {
-        if self.completion_ex.load(Ordering::Acquire) {
-            NonNull::new(self.device.load(Ordering::Acquire))
-        } else {
-            None
+    /// The device object completion routines are set with (IoSetCompletionRoutineEx), `None` where the
+    /// plain routine is used (Wine), or an error once the device is gone.
+    pub(crate) fn completion_device(&self) -> Result<Option<NonNull<DEVICE_OBJECT>>, sys::NTSTATUS> {
+        if !self.completion_ex.load(Ordering::Acquire) {
+            return Ok(None);
         }
+        // On Windows a call is never issued without the device's reference (after unload deleted it).
+        NonNull::new(self.device.load(Ordering::Acquire)).map(Some).ok_or(sys::STATUS_INVALID_DEVICE_STATE)
     }
 
     /// True once the executor has dropped the user tasks at shutdown (the reaper's cue to finish).
@@ -320,7 +322,10 @@ impl Runtime {
         self.executor.spawn_with(make)
     }
 
-    /// Runs `fut` to completion on the calling thread (PASSIVE_LEVEL only: it waits on an event).
+    /// Runs `fut` to completion on the calling thread (PASSIVE_LEVEL only: it waits on an event), for
+    /// DriverEntry and threads of the driver's own. Not from a task: on the executor thread it blocks
+    /// every other task until `fut` completes, and a `fut` that waits for another task never does (the
+    /// runtime logs an error when that happens).
     pub fn block_on<F: Future>(&'static self, fut: F) -> F::Output {
         self.executor.block_on(fut)
     }
@@ -346,6 +351,9 @@ impl Runtime {
                 *self.thread.get() = ptr::null_mut();
             }
         }
+        // From here `provider()` gives nothing out: a socket used from another thread cannot reach the NPI
+        // while it is released.
+        self.state.store(RELEASING, Ordering::Release);
         self.release();
         let device = self.device.swap(ptr::null_mut(), Ordering::AcqRel);
         if !device.is_null() {

@@ -150,7 +150,8 @@ pub enum Fault {
     /// it with STATUS_CANCELLED if it was cancelled or its socket closed, else with its result) or until the
     /// reset (which drops it without calling back). The call returns STATUS_PENDING. This is a provider slow
     /// to honour a cancel: a runtime must neither block its executor nor give up at unload while such an IRP
-    /// is out. Calls without an IRP ignore it.
+    /// is out. Calls without an IRP, `PsCreateSystemThread`, `IoCreateDevice` and the NPI routines ignore it
+    /// (at an allocation point it is a failure, as every fault is).
     Held,
 }
 

@@ -14,9 +14,10 @@
 //!   completion routine from PASSIVE_LEVEL code ([`kernel::irql`]). `DbgPrint` is C (`csrc/dbgprint.c`),
 //!   because it is variadic; its lines land in [`log`].
 //! - [`kernel::driver`]: driver objects for tests ([`kernel::driver::Driver`]), and when the driver image is
-//!   unmapped: Wine never unmaps a driver, Windows does as soon as DriverUnload has returned and its device
-//!   objects are gone, and any of the driver's code still running then is a crash there and a
-//!   [`Rule::CodeAfterUnload`] here.
+//!   unmapped: Windows does as soon as DriverUnload has returned and its device objects are gone, Wine right
+//!   after DriverUnload returns (`FreeLibrary`), and any of the driver's code still running then is a crash
+//!   there and a [`Rule::CodeAfterUnload`] here. [`kernel::irql::at_dispatch`] runs test code as client
+//!   code at DISPATCH_LEVEL; [`kernel::time::advance`] makes the clock jump.
 //! - [`kernel::stack`]: the threads that run client code have a 24 KiB kernel stack in an optimised build
 //!   (`cargo test --profile sim-opt`), as on Windows; Wine's are 1 MiB.
 //! - [`provider`]: a WSK provider whose sockets are real non-blocking loopback sockets. A call that can finish
@@ -25,10 +26,14 @@
 //!   at once. Every IRP handed to the provider is tracked from the call until its completion routine returns.
 //! - [`config`]: how the provider completes IRPs ([`Completion`]) and which platform it imitates
 //!   ([`Config::windows`], [`Config::wine`]: Wine 8's PENDING-after-completion, stubs that never complete the
-//!   IRP, no cancel routines, IPv4 only, ...; Windows' IPv6 sockets start IPv6-only).
+//!   IRP, no cancel routines, IPv4 only, a close that waits for the socket's completion callbacks, a
+//!   crashing IoSetCompletionRoutineEx stub, `wine_ntoskrnl_main_loop` resolvable and no
+//!   `KeQueryInterruptTimePrecise`, the image unmapped right after the unload, ...; Windows' IPv6 sockets
+//!   start IPv6-only).
 //! - [`faults`]: deterministic fault injection by routine name and call count (or seeded at random), and the
 //!   counting mode a fault sweep starts from; [`faults::Fault::LateReturn`] turns the unload race into a
-//!   deterministic one.
+//!   deterministic one, and [`faults::Fault::Held`] keeps an IRP out, cancel or close notwithstanding,
+//!   until [`faults::release_held`].
 //! - [`account`]: live counts ([`counts`]) and the rule violations the sim detected ([`violations`]).
 //!
 //! # Rules it enforces
@@ -83,9 +88,10 @@ pub struct Exclusive {
 ///
 /// Closes every socket still open (completing their pending IRPs with STATUS_CANCELLED, as close does),
 /// waits for the provider's worker threads and joins finished system threads, frees memory the last test
-/// leaked (pool, IRPs, socket objects kept to detect use after close), and clears the counts, violations,
-/// log, fault plan and configuration. Call it between tests, after checking [`counts`] and [`violations`];
-/// [`exclusive`] calls it for you.
+/// leaked (pool, IRPs, socket objects kept to detect use after close), gives back the IRPs
+/// [`faults::Fault::Held`] kept (uncompleted), and clears the counts, violations, log, fault plan,
+/// configuration and the clock's [`kernel::time::advance`] offset. Call it between tests, after checking
+/// [`counts`] and [`violations`]; [`exclusive`] calls it for you.
 pub fn reset() {
     kernel::release_holds();
     provider::reset();

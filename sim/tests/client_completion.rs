@@ -87,7 +87,11 @@ fn refused_then_reused(
         0,
         "the Ex context is released"
     );
-    assert!(wsk_sim::violations().is_empty(), "{:?}", wsk_sim::violations());
+    assert!(
+        wsk_sim::violations().is_empty(),
+        "{:?}",
+        wsk_sim::violations()
+    );
 
     // Reused for a call the provider does complete.
     armed(irp, device);
@@ -189,7 +193,11 @@ fn irp_completed_while_pending_only_while_the_provider_holds_it() {
     armed(irp, None);
     complete_refused(irp, STATUS_SUCCESS);
     assert_eq!(RAN.load(SeqCst), 2);
-    assert!(wsk_sim::violations().is_empty(), "{:?}", wsk_sim::violations());
+    assert!(
+        wsk_sim::violations().is_empty(),
+        "{:?}",
+        wsk_sim::violations()
+    );
 
     // Pending in the provider (a waiting accept): the provider holds it.
     armed(irp, None);

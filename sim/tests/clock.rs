@@ -79,10 +79,7 @@ fn new_event() -> Box<KEVENT> {
 
 /// Waits on `event` (as an address) with `timeout` on another thread; returns its status and the real time
 /// it took.
-fn wait_elsewhere(
-    event: usize,
-    timeout: i64,
-) -> std::thread::JoinHandle<(NTSTATUS, Duration)> {
+fn wait_elsewhere(event: usize, timeout: i64) -> std::thread::JoinHandle<(NTSTATUS, Duration)> {
     std::thread::spawn(move || {
         let started = Instant::now();
         let mut timeout = timeout;
@@ -206,13 +203,17 @@ fn at_dispatch_runs_client_code_at_dispatch_level() {
     let address = &*event as *const KEVENT as usize;
     let status = irql::at_dispatch(|| {
         let mut zero = 0_i64;
-        unsafe { KeWaitForSingleObject(address as *mut c_void, EXECUTIVE, KERNEL_MODE, 0, &mut zero) }
+        unsafe {
+            KeWaitForSingleObject(address as *mut c_void, EXECUTIVE, KERNEL_MODE, 0, &mut zero)
+        }
     });
     assert_eq!(status, STATUS_TIMEOUT);
     assert!(wsk_sim::violations().is_empty());
     irql::at_dispatch(|| {
         let mut ms1 = -10_000_i64;
-        unsafe { KeWaitForSingleObject(address as *mut c_void, EXECUTIVE, KERNEL_MODE, 0, &mut ms1) }
+        unsafe {
+            KeWaitForSingleObject(address as *mut c_void, EXECUTIVE, KERNEL_MODE, 0, &mut ms1)
+        }
     });
     let v = wsk_sim::take_violations();
     assert!(
@@ -222,10 +223,7 @@ fn at_dispatch_runs_client_code_at_dispatch_level() {
     // PASSIVE-only routines.
     irql::at_dispatch(|| unsafe { ZwClose(null_mut()) });
     let v = wsk_sim::take_violations();
-    assert!(
-        v.iter().any(|x| x.rule == Rule::PassiveOnly),
-        "{v:#?}"
-    );
+    assert!(v.iter().any(|x| x.rule == Rule::PassiveOnly), "{v:#?}");
 
     // It is client code of the current load: the image cannot be unmapped under it.
     let driver = Driver::new();

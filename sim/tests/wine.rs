@@ -155,7 +155,9 @@ fn io_set_completion_routine_ex_is_a_crashing_stub_under_wine() {
     assert!(
         v.len() == 1
             && v[0].rule == Rule::WineStub
-            && v[0].message.contains("__wine_stub_IoSetCompletionRoutineEx")
+            && v[0]
+                .message
+                .contains("__wine_stub_IoSetCompletionRoutineEx")
             && v[0].message.contains("winedevice.exe"),
         "{v:#?}"
     );
@@ -194,7 +196,11 @@ fn wine_unmaps_the_image_as_soon_as_the_unload_returned() {
         // Someone still references the device when the unload deletes it.
         assert_eq!(unsafe { ObfReferenceObject(device.cast()) }, 2);
         assert!(unsafe { driver.unload() });
-        assert_eq!(wsk_sim::counts().devices_live, 1, "deleted, still referenced");
+        assert_eq!(
+            wsk_sim::counts().devices_live,
+            1,
+            "deleted, still referenced"
+        );
         assert_eq!(
             driver.is_unmapped(),
             wine,
@@ -315,7 +321,9 @@ fn wine_unload_with_a_socket_open_and_a_late_routine_is_code_after_unload() {
     assert!(
         v.len() == 1
             && v[0].rule == Rule::CodeAfterUnload
-            && v[0].message.contains("the completion routine of WskBind (socket #")
+            && v[0]
+                .message
+                .contains("the completion routine of WskBind (socket #")
             && v[0].message.contains("FreeLibrary"),
         "{v:#?}"
     );

@@ -58,6 +58,11 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(driver) = self.driver.take() {
+            if std::thread::panicking() {
+                // A failed test may have left IRPs held by `Fault::Held`; unload (rightly) waits for every
+                // IRP, so let them go, or the failure would turn into a hang.
+                wsk_sim::faults::release_held();
+            }
             RT.shutdown();
             driver.mark_unload_returned();
         }

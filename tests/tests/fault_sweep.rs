@@ -49,7 +49,8 @@ fn faults_for(point: &'static str, config: &Config) -> Vec<Fault> {
             Fault::Complete(Completion::PendingAfterComplete),
             Fault::Cancel,
         ],
-        "ExAllocatePoolWithTag" | "IoAllocateIrp" | "PsCreateSystemThread" | "WskRegister" | "WskCaptureProviderNPI" => {
+        "ExAllocatePoolWithTag" | "IoAllocateIrp" | "IoSetCompletionRoutineEx" | "IoCreateDevice" | "PsCreateSystemThread"
+        | "WskRegister" | "WskCaptureProviderNPI" => {
             vec![Fault::Fail(status_for(point))]
         }
         // A close always completes on Windows and Wine; holding it or refusing it is not a provider
@@ -59,16 +60,23 @@ fn faults_for(point: &'static str, config: &Config) -> Vec<Fault> {
             Fault::Complete(Completion::Deferred),
             Fault::Complete(Completion::PendingAfterComplete),
         ],
-        _ => vec![
-            Fault::Fail(status_for(point)),
-            Fault::ForcedClose,
-            Fault::Fail(sys::STATUS_INSUFFICIENT_RESOURCES),
-            Fault::FailWithoutCompleting(sys::STATUS_NOT_IMPLEMENTED),
-            Fault::Complete(Completion::Deferred),
-            Fault::Complete(Completion::PendingAfterComplete),
-            Fault::Cancel,
-            Fault::NeverComplete,
-        ],
+        _ => {
+            let mut faults = vec![
+                Fault::Fail(status_for(point)),
+                Fault::ForcedClose,
+                Fault::Fail(sys::STATUS_INSUFFICIENT_RESOURCES),
+                Fault::Complete(Completion::Deferred),
+                Fault::Complete(Completion::PendingAfterComplete),
+                Fault::Cancel,
+                Fault::NeverComplete,
+            ];
+            // Returning a failure without completing the IRP is what Wine's stubs do; Windows' WSK
+            // completes every IRP it is handed, and a client there rightly waits for the completion.
+            if !config.completion_routine_ex {
+                faults.insert(3, Fault::FailWithoutCompleting(sys::STATUS_NOT_IMPLEMENTED));
+            }
+            faults
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::pin::pin;
 use std::task::{Context, Waker};
@@ -35,17 +35,23 @@ fn connect(port: u16) -> TcpStream {
 /// Finding 2: a completion routine's epilogue may still run after the counter it decrements says zero;
 /// unload then let the image go under it. Fix: IoSetCompletionRoutineEx with the runtime's device object
 /// (Windows), so the I/O manager holds the driver until the routine has returned. The sim holds the
-/// listener close's routine "in its epilogue" until the unload has returned; the image must not be
+/// routine of a receive "in its epilogue" until the unload has returned; the image must not be
 /// unmapped while it is there, and must be once it is gone.
 #[test]
 fn unload_waits_for_a_completion_routine_to_return() {
     let _sim = wsk_sim::exclusive();
-    let mut config = Config::windows();
-    config.completion = wsk_sim::Completion::Deferred;
-    wsk_sim::configure(config);
     let session = Session::start().unwrap();
-    let listener = RT.block_on(ListenSocket::bind(&RT, loopback(free_port()), BindOptions::default())).unwrap();
-    faults::set_plan(Plan::new().with(Point::Routine("WskCloseSocket"), When::Nth(1), Fault::LateReturn));
+    let port = free_port();
+    let mut listener = RT.block_on(ListenSocket::bind(&RT, loopback(port), BindOptions::default())).unwrap();
+    let mut client = connect(port);
+    let mut conn = RT.block_on(listener.accept()).unwrap();
+    // The receive's completion runs on a provider worker, whose thread stays "in the routine's epilogue"
+    // until the unload has returned.
+    faults::set_plan(Plan::new().with(Point::Routine("WskReceive"), When::Nth(1), Fault::LateReturn));
+    client.write_all(b"late").unwrap();
+    let buf = RT.block_on(conn.recv(Buf::with_capacity(16).unwrap())).unwrap();
+    assert_eq!(&buf[..], b"late");
+    RT.block_on(conn.close()).unwrap();
     RT.block_on(listener.close()).unwrap();
     let driver = session.stop();
     wait_for("the held epilogue to finish and the image to go", Duration::from_secs(5), || driver.is_unmapped());
@@ -55,7 +61,192 @@ fn unload_waits_for_a_completion_routine_to_return() {
         "driver code ran after the image was unmapped: {violations:?}"
     );
     assert_eq!(faults::fired().len(), 1, "the late return was injected");
+    drop((buf, client));
     assert_clean("late return");
+}
+
+/// Finding 2, Wine: Wine 8.0 stubs IoSetCompletionRoutineEx (calling it kills winedevice.exe) and unmaps
+/// the image right after DriverUnload, whatever device objects remain. The runtime detects Wine and uses
+/// the plain routine; closing every socket before unload returns is what makes that safe, because Wine's
+/// WskCloseSocket waits for the socket's completion callbacks. A routine held in its epilogue is therefore
+/// gone before the image is.
+#[test]
+fn under_wine_closing_every_socket_outlasts_a_late_completion_routine() {
+    let _sim = wsk_sim::exclusive();
+    wsk_sim::configure(Config::wine());
+    let session = Session::start().unwrap();
+    let port = free_port();
+    let mut listener = RT.block_on(ListenSocket::bind(&RT, loopback(port), BindOptions::default())).unwrap();
+    let mut client = connect(port);
+    let mut conn = RT.block_on(listener.accept()).unwrap();
+    faults::set_plan(Plan::new().with(Point::Routine("WskReceive"), When::Nth(1), Fault::LateReturn));
+    client.write_all(b"late").unwrap();
+    let buf = RT.block_on(conn.recv(Buf::with_capacity(16).unwrap())).unwrap();
+    assert_eq!(&buf[..], b"late");
+    // Unload with the connection still open: the runtime closes it, which waits for the late routine.
+    let driver = session.stop();
+    assert!(driver.is_unmapped(), "Wine unmaps at once");
+    let v = wsk_sim::take_violations();
+    assert!(!v.iter().any(|v| matches!(v.rule, Rule::CodeAfterUnload | Rule::WineStub)), "{v:?}");
+    assert_eq!(faults::fired().len(), 1, "the late return was injected");
+    drop((buf, conn, listener, client));
+    assert_clean("late return under Wine");
+}
+
+/// Finding 2: unload gave up after 5 s ("completion routine(s) never returned") and let the image go
+/// with an IRP still out. Fix: no deadline; unload waits for the provider and says what it waits for.
+/// The sim holds a receive's IRP whatever the runtime does, then jumps the clock a minute ahead: the old
+/// 5 s limit would have fired at once; the runtime keeps waiting and returns right after the IRP is back.
+#[test]
+fn unload_never_gives_up_on_an_irp_the_provider_holds() {
+    let _sim = wsk_sim::exclusive();
+    wsk::log::init(log::LevelFilter::Warn);
+    let session = Session::start().unwrap();
+    let port = free_port();
+    let mut listener = RT.block_on(ListenSocket::bind(&RT, loopback(port), BindOptions::default())).unwrap();
+    let client = connect(port);
+    let mut conn = RT.block_on(listener.accept()).unwrap();
+    faults::set_plan(Plan::new().with(Point::Routine("WskReceive"), When::Nth(1), Fault::Held));
+    RT.spawn(async move {
+        let _ = conn.recv(Buf::with_capacity(16).unwrap()).await;
+    })
+    .unwrap();
+    wait_for("the receive to be held", Duration::from_secs(2), || faults::held() == 1);
+    let unload = std::thread::spawn(move || session.stop());
+    wait_for("unload to close the socket", Duration::from_secs(2), || wsk_sim::counts().sockets_open <= 1);
+    let reports = || wsk_sim::log_lines().iter().filter(|l| l.contains("unload waits for the provider")).count();
+    // Two clock jumps of a minute each, and the runtime still reporting what it waits for after the
+    // second: no deadline of any length fired in between.
+    for jump in 1..=2 {
+        wsk_sim::kernel::time::advance(Duration::from_secs(60));
+        wait_for("the runtime to report what unload waits for", Duration::from_secs(10), || reports() >= jump);
+    }
+    assert!(!unload.is_finished(), "unload returned with an IRP still held by the provider");
+    assert_eq!(faults::held(), 1);
+    assert_eq!(faults::release_held(), 1);
+    let driver = unload.join().unwrap();
+    assert!(driver.is_unmapped());
+    drop((listener, client));
+    assert_clean("held IRP at unload");
+}
+
+/// Finding 5: drop paths waited for cancelled IRPs on the executor thread (10 us sleeps, a 15.6 ms tick on
+/// Windows), so one slow cancellation froze every task, and one that never came wedged the driver. Fix:
+/// a drop cancels and returns; the socket (or the reaper) collects the IRP later. Here one connection's
+/// receive is held by the provider after its timeout cancels it, and another connection is served
+/// meanwhile.
+#[test]
+fn a_slow_cancellation_does_not_stop_other_tasks() {
+    let _sim = wsk_sim::exclusive();
+    let session = Session::start().unwrap();
+    let port = free_port();
+    let mut listener = RT.block_on(ListenSocket::bind(&RT, loopback(port), BindOptions::default())).unwrap();
+    let slow_client = connect(port);
+    let mut slow = RT.block_on(listener.accept()).unwrap();
+    let mut fast_client = connect(port);
+    let mut fast = RT.block_on(listener.accept()).unwrap();
+    faults::set_plan(Plan::new().with(Point::Routine("WskReceive"), When::Nth(1), Fault::Held));
+    static ABANDONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    RT.spawn(async move {
+        // Times out; the cancelled receive stays out until the provider lets it go. The timeout's future
+        // (and with it the receive) is dropped at the end of this statement.
+        let timed_out = wsk::time::timeout(Duration::from_millis(5), slow.recv(Buf::with_capacity(16).unwrap())).await.is_err();
+        ABANDONED.store(timed_out, std::sync::atomic::Ordering::SeqCst);
+        let _ = slow.close().await;
+    })
+    .unwrap();
+    wait_for("the slow receive to be held", Duration::from_secs(2), || faults::held() == 1);
+    wait_for("the slow receive to be dropped", Duration::from_secs(2), || ABANDONED.load(std::sync::atomic::Ordering::SeqCst));
+    RT.spawn(async move {
+        let buf = fast.recv(Buf::with_capacity(16).unwrap()).await.unwrap();
+        let _ = fast.send_all(buf).await;
+        let _ = fast.close().await;
+    })
+    .unwrap();
+    fast_client.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    fast_client.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping", "served while another task's IRP is held");
+    assert_eq!(faults::held(), 1, "and the held IRP is still out");
+    faults::release_held();
+    RT.block_on(listener.close()).unwrap();
+    let _ = session.stop();
+    drop((slow_client, fast_client));
+    assert_clean("slow cancellation");
+}
+
+/// Finding 6: a spawn that fails (at unload, or without memory) drops its future there and then; from a
+/// completion routine that is DISPATCH_LEVEL, where the old drop paths waited (bugcheck 0xA). Fix: `spawn`
+/// takes `Send` futures only (`tests/ui/runtime/spawn_not_send.rs`) and no drop waits: a socket dropped at
+/// DISPATCH_LEVEL issues its close and goes to the reaper. The close is made to pend, which is when the old
+/// code waited.
+#[test]
+fn a_failed_spawn_at_dispatch_level_drops_its_socket_without_waiting() {
+    let _sim = wsk_sim::exclusive();
+    let session = Session::start().unwrap();
+    let port = free_port();
+    let mut listener = RT.block_on(ListenSocket::bind(&RT, loopback(port), BindOptions::default())).unwrap();
+    let client = connect(port);
+    let conn = RT.block_on(listener.accept()).unwrap();
+    // The task's allocation fails, so `spawn` drops the future (and with it the connection) right there;
+    // the connection's close then stays out until the test lets it go.
+    faults::set_plan(
+        Plan::new()
+            .with(Point::Routine("ExAllocatePoolWithTag"), When::Nth(1), Fault::Fail(0))
+            .with(Point::Routine("WskCloseSocket"), When::Nth(1), Fault::Held),
+    );
+    let r = wsk_sim::kernel::irql::at_dispatch(|| {
+        RT.spawn(async move {
+            let _owned = conn;
+        })
+    });
+    assert!(r.is_err(), "no memory for the task");
+    let v = wsk_sim::take_violations();
+    assert!(v.is_empty(), "dropping a socket at DISPATCH_LEVEL must not wait: {v:?}");
+    assert_eq!(faults::release_held(), 1, "the close was still out: the drop did not wait for it");
+    RT.block_on(listener.close()).unwrap();
+    let _ = session.stop();
+    drop(client);
+    assert_clean("failed spawn at DISPATCH_LEVEL");
+}
+
+/// Finding 3b, the other way a socket outlives its tasks: one used from a thread of the driver's own
+/// (`block_on`) while the runtime shuts down. The shutdown pass closes it, but never while a provider call
+/// on it is in progress (WSK forbids that; the sim records CloseDuringCall), and the thread's next call
+/// fails cleanly instead of using a closed socket.
+#[test]
+fn a_socket_in_use_on_another_thread_is_closed_between_calls_at_unload() {
+    let _sim = wsk_sim::exclusive();
+    let session = Session::start().unwrap();
+    let port = free_port();
+    let mut listener = RT.block_on(ListenSocket::bind(&RT, loopback(port), BindOptions::default())).unwrap();
+    let mut client = connect(port);
+    let mut conn = RT.block_on(listener.accept()).unwrap();
+    RT.block_on(listener.close()).unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut sink = [0u8; 4096];
+        while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let sender = std::thread::spawn(move || {
+        let mut buf = Buf::from_slice(&[7u8; 1024]).unwrap();
+        let mut sent = 0u64;
+        loop {
+            match RT.block_on(conn.send_all(buf)) {
+                Ok(b) => buf = b,
+                Err(e) => return (sent, e.error),
+            }
+            sent += 1;
+        }
+    });
+    wait_for("the sender to be busy", Duration::from_secs(2), || wsk_sim::counts().provider_calls > 200);
+    let _ = session.stop();
+    let (sent, e) = sender.join().unwrap();
+    assert!(sent > 0);
+    assert!(e.is_closed() || e.is_connection_reset(), "{e}");
+    drain.join().unwrap();
+    let v = wsk_sim::take_violations();
+    assert!(v.is_empty(), "{v:?}");
+    assert_clean("socket used on another thread at unload");
 }
 
 /// Finding 4: dropping a pending accept (a timeout, a select against a stop signal) closed the listener,

@@ -38,8 +38,10 @@ commands:
   serve                 build, start a Wine session and load the driver; leaves it answering on 127.0.0.1:8080
   stop                  unload the driver (its DriverUnload runs), print its final log lines, end the session
   demo                  setup + build + serve, then curl GET / and GET /stats, then stop; 0 only if GET / was 200
-  test                  all tests: cargo test --workspace, the Wine end-to-end tests against the driver (and its
-                        unload counters), the sim-based tests under valgrind
+  test                  all tests: cargo test --workspace, the fault sweep, the sim-based tests on 24 KiB
+                        stacks (--profile sim-opt), loom, the driver build with its import and stack checks
+                        and the stack self-test, the Wine end-to-end tests against the driver (and its unload
+                        counters), the sim-based tests under valgrind
   valgrind              only the valgrind phase of `test`
   loom                  the loom model checks of the runtime's lock-free handshakes (runtime/loom): every
                         model on the shipped files, and the mutants each model must catch
@@ -51,7 +53,7 @@ options:
   -p, --package PKG     driver package (build, serve, demo, test, bench; default http-listener)
   --debug               dev profile instead of release (build, serve, demo, test, bench)
   --release             release profile (the default)
-  --no-host             test: skip `cargo test --workspace`
+  --no-host             test: skip the host phases (cargo test --workspace, fault sweep, sim-opt, loom)
   --no-valgrind         test: skip the valgrind phase
   --duration SECS       bench: seconds per wrk run (default 5)
   --sys PATH            serve/demo/test/bench: load this prebuilt .sys instead of building (still checked)

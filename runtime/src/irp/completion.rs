@@ -67,6 +67,11 @@ impl Completion {
         self.state.compare_exchange(COMPLETED, IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
+    /// Drops the registered waker, if any, without waking it (for a slot whose owner is gone).
+    pub(crate) fn drop_waker(&self) {
+        drop(self.waker.take());
+    }
+
     /// Ready once completed (not yet collected); registers `cx`'s waker otherwise. Ready at once when the
     /// slot is idle (nothing to wait for).
     pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {

@@ -37,7 +37,7 @@ use crate::error::{Error, Result, Step};
 use crate::irp::{Issued, IrpSlot};
 use crate::pool::{self, PoolBox};
 use crate::runtime::Runtime;
-use crate::sync::atomic::{AtomicPtr, Ordering};
+use crate::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use crate::sys::{self, IRP, MDL, NTSTATUS, WSK_BUF, WSK_SOCKET};
 use crate::time::{self, Instant};
 
@@ -81,10 +81,15 @@ struct Leftover {
 ///   type that holds the [`CoreBox`]) or, once the core is retired, by the reaper alone; the provider
 ///   reads or writes `wsk_buf`, `mdl`, `addr`, `local`, `remote`, `control` and `option` only while `io`
 ///   is in flight, and the owner writes them only while it is idle.
-/// - `rt_prev`/`rt_next`/`registered`/`reap_next` are touched only under the runtime's socket-list lock.
+/// - `rt_prev`/`rt_next`/`registered`/`retired`/`reap_next` are touched only under the runtime's
+///   socket-list lock.
 pub(crate) struct SocketCore {
     pub(crate) rt: &'static Runtime,
     sock: AtomicPtr<WSK_SOCKET>,
+    /// Provider calls on `sock` in progress (between entering the call and its return): the shutdown
+    /// pass, which closes sockets their owner may still be using from another thread, never calls
+    /// WskCloseSocket while one is (see [`Self::enter_call`]).
+    calls: AtomicU32,
     stash: AtomicPtr<WSK_SOCKET>,
     pub(crate) io: IrpSlot,
     pub(crate) close_slot: IrpSlot,
@@ -112,6 +117,8 @@ pub(crate) struct SocketCore {
     pub(crate) rt_next: UnsafeCell<*mut SocketCore>,
     /// In the runtime's registry (false once unregistered, or orphaned at shutdown).
     pub(crate) registered: UnsafeCell<bool>,
+    /// Its owner gave it up (it is on, or was taken from, the reaper's list).
+    pub(crate) retired: UnsafeCell<bool>,
     pub(crate) reap_next: UnsafeCell<*mut SocketCore>,
 }
 
@@ -207,13 +214,23 @@ impl<F: FnOnce(*mut IRP) -> NTSTATUS, B: Park> Future for Op<'_, F, B> {
                 return this.finish(sys::STATUS_INVALID_DEVICE_STATE, 0);
             }
             let Some(SendCall(call)) = this.call.take() else { return Poll::Pending };
+            // WskSocket has no socket yet; every other call is on `sock`, which must still be ours.
+            let on_socket = this.step != Step::Socket;
+            if on_socket && !this.core.enter_call() {
+                return this.finish(sys::STATUS_FILE_CLOSED, 0);
+            }
             // SAFETY: owner-only state, written while the io slot is idle.
             unsafe { *this.core.io_step.get() = this.step };
             // SAFETY: the io slot is idle (the caller settled the socket first, and every operation
             // borrows the socket mutably), and the core lives in a pool allocation. What the call passes
             // to the provider lives in the core or in `this.buf`, which this future owns and, if dropped
-            // in flight, parks with the core until the completion is collected.
-            match unsafe { this.core.io.issue(this.core.rt.completion_device(), call) } {
+            // in flight, parks with the core until the completion is collected. `enter_call` keeps the
+            // socket from being closed under the call.
+            let issued = unsafe { this.core.io.issue(this.core.rt.completion_device(), call) };
+            if on_socket {
+                this.core.exit_call();
+            }
+            match issued {
                 Err(status) => return this.finish(status, 0),
                 Ok(Issued::Done(status, info)) => return this.finish(status, info),
                 Ok(Issued::Pending) => this.state = IN_FLIGHT,
@@ -278,6 +295,7 @@ impl SocketCore {
         let core = Self {
             rt,
             sock: AtomicPtr::new(ptr::null_mut()),
+            calls: AtomicU32::new(0),
             stash: AtomicPtr::new(ptr::null_mut()),
             io,
             close_slot,
@@ -297,6 +315,7 @@ impl SocketCore {
             rt_prev: UnsafeCell::new(ptr::null_mut()),
             rt_next: UnsafeCell::new(ptr::null_mut()),
             registered: UnsafeCell::new(false),
+            retired: UnsafeCell::new(false),
             reap_next: UnsafeCell::new(ptr::null_mut()),
         };
         let ptr = PoolBox::try_new(core).map_err(|_| Error::no_memory())?.into_raw();
@@ -538,10 +557,28 @@ impl SocketCore {
         s
     }
 
+    /// Announces a provider call on `sock`; false (nothing to undo) if the socket has been taken for
+    /// closing. Pairs with [`Self::close_for_shutdown`], Dekker style: the caller increments `calls` and
+    /// then reads `sock`, the closer swaps `sock` and then reads `calls` (all SeqCst), so either the caller
+    /// sees the socket gone or the closer sees the call and waits.
+    fn enter_call(&self) -> bool {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.sock.load(Ordering::SeqCst).is_null() {
+            self.calls.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// The provider call announced by [`Self::enter_call`] has returned.
+    fn exit_call(&self) {
+        self.calls.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Takes the provider socket out of the core (so it is closed exactly once) with its WskCloseSocket;
     /// `None` when it is already closed.
     fn take_for_close(&self) -> Option<(*mut WSK_SOCKET, sys::PFN_WSK_CLOSE_SOCKET)> {
-        let s = self.sock.swap(ptr::null_mut(), Ordering::AcqRel);
+        let s = self.sock.swap(ptr::null_mut(), Ordering::SeqCst);
         if s.is_null() {
             return None;
         }
@@ -587,7 +624,13 @@ impl SocketCore {
             self.io.cancel();
         }
         if let Some((s, close)) = self.take_for_close() {
-            // SAFETY: as in `start_close`.
+            if self.calls.load(Ordering::SeqCst) != 0 {
+                // The owner is inside a provider call on this socket (from another thread): WSK forbids
+                // closing it now. Give it back; the next pass retries.
+                self.sock.store(s, Ordering::SeqCst);
+                return Ok(true);
+            }
+            // SAFETY: as in `start_close`; no call is in progress on `s` (checked after taking it).
             match unsafe { self.close_slot.issue(self.rt.completion_device(), |irp| close(s, irp)) } {
                 Ok(_) => pool::SOCKETS_OPEN.dec(),
                 Err(status) => {
@@ -667,6 +710,13 @@ impl SocketCore {
         }
     }
 
+    /// Drops the wakers registered in the core's slots (an orphaned core's owner is gone; its task must
+    /// not be kept alive by them).
+    pub(crate) fn drop_wakers(&self) {
+        self.io.drop_waker();
+        self.close_slot.drop_waker();
+    }
+
     /// True when nothing is in flight, nothing waits to be collected and the socket is closed: the core
     /// may be freed.
     pub(crate) fn is_quiet(&self) -> bool {
@@ -684,11 +734,20 @@ impl SocketCore {
     /// `data..data+len` must be non-paged memory owned by the operation that will use the WSK_BUF, and
     /// `len <= MAX_TRANSFER`; the io slot must be idle.
     pub(crate) unsafe fn describe(&self, data: *mut u8, len: usize) -> *mut WSK_BUF {
+        let len = len.min(MAX_TRANSFER);
+        if len == 0 {
+            // No MDL for no bytes (an empty datagram): WSK takes a WSK_BUF without one.
+            // SAFETY: idle io slot.
+            unsafe { *self.wsk_buf.get() = WSK_BUF { Mdl: ptr::null_mut(), Offset: 0, Length: 0 } };
+            return self.wsk_buf.get();
+        }
         let mdl = self.mdl.as_ptr();
+        // In range: len <= MAX_TRANSFER (64 KiB).
+        let byte_count = u32::try_from(len).unwrap_or(u32::MAX);
         // SAFETY: the MDL storage holds MDL_PAGES entries, enough for MAX_TRANSFER at any alignment; no
         // provider uses it while the io slot is idle.
         unsafe {
-            sys::mm_initialize_mdl(mdl, data.cast::<c_void>(), len as u32);
+            sys::mm_initialize_mdl(mdl, data.cast::<c_void>(), byte_count);
             sys::MmBuildMdlForNonPagedPool(mdl);
             // INVARIANT: Length equals the MDL's ByteCount, so it never exceeds what the MDL describes.
             *self.wsk_buf.get() = WSK_BUF { Mdl: mdl, Offset: 0, Length: len };
@@ -768,6 +827,13 @@ impl Drop for SocketCore {
 /// # Safety
 /// `ptr` came from [`SocketCore::alloc`], is unregistered, quiet, and owned by nobody.
 pub(crate) unsafe fn free(ptr: NonNull<SocketCore>) {
+    // SAFETY: live per the caller.
+    if !unsafe { ptr.as_ref() }.is_quiet() {
+        // Unreachable by the reaper's protocol. Freeing would let a completion routine write freed pool;
+        // leaking the core is the only safe answer.
+        log::error!("a socket core was about to be freed with an IRP in flight; leaking it");
+        return;
+    }
     // SAFETY: per the caller; the PoolBox drops the core (its IRPs and MDL) and frees the memory.
     drop(unsafe { PoolBox::from_raw(ptr) });
 }

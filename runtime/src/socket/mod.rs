@@ -194,7 +194,7 @@ impl ListenSocket {
     /// Cancel-safe where the provider honours cancellation (Windows): dropping the future (a timeout, a
     /// select against a stop signal) cancels the WskAccept and the listener stays open; a connection that
     /// arrived in that instant is returned by the next call. Under Wine, whose provider cannot cancel, the
-    /// listener is closed instead (after [`CANCEL_GRACE`]).
+    /// listener is closed instead (after a 200 ms grace).
     ///
     /// # Errors
     /// [`Step::Allocate`] without memory, [`Step::Accept`] with the provider's status.

@@ -477,6 +477,8 @@ extern "system" {
     pub fn ZwWaitForSingleObject(handle: HANDLE, alertable: u8, timeout: *mut i64) -> NTSTATUS;
     /// `ZwClose`.
     pub fn ZwClose(handle: HANDLE) -> NTSTATUS;
+    /// `PsGetCurrentThreadId`: the calling thread's id; any IRQL.
+    pub fn PsGetCurrentThreadId() -> HANDLE;
     /// `MmGetSystemRoutineAddress`.
     pub fn MmGetSystemRoutineAddress(name: *const UNICODE_STRING) -> *mut c_void;
     /// `KeBugCheckEx`: stops the system (a panic in a driver is a bug check).

@@ -19,8 +19,8 @@ use wsk_sys::{
 };
 
 use crate::account::{violation, Rule};
-use crate::kernel::{irql, thread};
 use crate::kernel::time::Deadline;
+use crate::kernel::{irql, thread};
 use crate::sync::lock;
 
 static LOCK: Mutex<()> = Mutex::new(());

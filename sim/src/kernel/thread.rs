@@ -463,3 +463,13 @@ pub(crate) fn reset() {
         }
     }
 }
+
+/// `PsGetCurrentThreadId`: a unique, non-zero id of the calling host thread.
+#[no_mangle]
+pub extern "system" fn PsGetCurrentThreadId() -> HANDLE {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    ID.with(|id| *id as usize as HANDLE)
+}

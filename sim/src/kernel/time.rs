@@ -140,8 +140,8 @@ impl Deadline {
         }
         // Real time runs at the simulated clock's pace between jumps; cap the slice so that a wait far in
         // the future does not overflow an Instant.
-        let left = Duration::from_nanos((at - now).saturating_mul(100))
-            .min(Duration::from_secs(86_400));
+        let left =
+            Duration::from_nanos((at - now).saturating_mul(100)).min(Duration::from_secs(86_400));
         let (guard, _) = cv
             .wait_timeout(guard, left)
             .unwrap_or_else(PoisonError::into_inner);

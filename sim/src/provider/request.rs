@@ -19,6 +19,14 @@
 //! Windows. An operation under [`Fault::LateReturn`] always completes on a worker, even when it is
 //! cancelled, and its worker holds the completion routine's epilogue until the driver's unload has
 //! returned; the operation counts as completed before that hold, so a close waiting for it is not held.
+//! Under [`crate::Config::close_waits_for_callbacks`] (Wine) the hold also ends when the operation's
+//! socket is closed, and the close then waits until no completion of the socket runs on a worker (each
+//! socket counts them, from before the operation leaves its pending list to the end of the epilogue), so
+//! the close's own IRP completes only once every such frame is gone.
+//!
+//! Under [`Fault::Held`] an operation runs as usual, but whoever ends it (its worker, a cancel, the
+//! close) *parks* its result instead of completing the IRP: the IRP stays held until [`release_held`]
+//! completes it, or the reset gives it back uncompleted.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -735,7 +743,9 @@ pub(crate) fn wait_worker_completions(socket: &Socket) {
         on_worker()
             && irql::inside(|f| matches!(f, Frame::Completion { socket: Some(s), .. } if *s == id)),
     );
-    if !spin_until(Duration::from_secs(5), || socket.worker_completions() <= own) {
+    if !spin_until(Duration::from_secs(5), || {
+        socket.worker_completions() <= own
+    }) {
         crate::log::note(&format!(
             "WskCloseSocket on socket #{id}: a completion routine of the socket still runs after 5 s; closing anyway"
         ));

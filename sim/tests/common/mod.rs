@@ -31,7 +31,7 @@ unsafe extern "system" fn on_complete(
 /// An IRP with its own completion event.
 pub struct Req {
     pub irp: *mut IRP,
-    event: Box<KEVENT>,
+    pub event: Box<KEVENT>,
 }
 
 impl Req {
