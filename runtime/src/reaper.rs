@@ -51,6 +51,9 @@ struct Lists {
     /// Cores retired and not yet taken by the reaper, through `reap_next`.
     retired: *mut SocketCore,
     live: u64,
+    /// The reaper task is running: retired cores go to it. Before start and after it ended, a retired core
+    /// is dealt with on the spot (nothing of it can be in flight then: the shutdown pass waited).
+    reaping: bool,
 }
 
 // SAFETY: the raw pointers are only followed under the lock that owns this value.
@@ -65,9 +68,21 @@ pub(crate) struct Sockets {
 impl Sockets {
     pub(crate) const fn new() -> Self {
         Self {
-            lists: KSpinLock::new(Lists { all: ptr::null_mut(), retired: ptr::null_mut(), live: 0 }),
+            lists: KSpinLock::new(Lists { all: ptr::null_mut(), retired: ptr::null_mut(), live: 0, reaping: false }),
             waker: AtomicWaker::new(),
         }
+    }
+
+    /// Starts a run: the reaper is about to be spawned. A registry left over from an earlier run of this
+    /// runtime (only possible outside a driver, which starts once) is forgotten: its cores were closed
+    /// and orphaned at that run's shutdown.
+    pub(crate) fn begin(&self) {
+        self.lists.with(|l| {
+            if !l.all.is_null() || !l.retired.is_null() {
+                log::warn!("sockets of an earlier run were still listed at start; forgetting them");
+            }
+            *l = Lists { all: ptr::null_mut(), retired: ptr::null_mut(), live: 0, reaping: true };
+        });
     }
 
     /// Adds a fresh core to the registry.
@@ -300,23 +315,36 @@ pub(crate) unsafe fn retire(core: NonNull<SocketCore>) {
     let done = matches!(c.poll_teardown(&mut cx), Poll::Ready(Ok(_)));
     // Decided under the registry lock: the shutdown pass may be closing this core's socket right now (it
     // does so under the same lock), so "quiet" is only true if it is true with the pass excluded.
-    let free = c.rt.sockets.lists.with(|l| {
+    let fate = c.rt.sockets.lists.with(|l| {
         if done && c.is_quiet() {
             // SAFETY: under the lock; `core` is live.
             unsafe { Sockets::unlink(l, core) };
-            true
-        } else {
+            Fate::Free
+        } else if l.reaping {
             // SAFETY: under the lock.
             unsafe { Sockets::push_locked(l, core) };
-            false
+            Fate::Reaper
+        } else {
+            // No reaper (the runtime has shut down, and its shutdown waited for every IRP): what is left
+            // cannot be finished; keep it allocated rather than free what is not quiet.
+            // SAFETY: under the lock; `core` is live.
+            unsafe { Sockets::unlink(l, core) };
+            Fate::Leak
         }
     });
-    if free {
+    match fate {
         // SAFETY: quiet, unregistered and ours.
-        unsafe { socket_core::free(core) };
-    } else {
-        c.rt.sockets.wake();
+        Fate::Free => unsafe { socket_core::free(core) },
+        Fate::Reaper => c.rt.sockets.wake(),
+        Fate::Leak => log::error!("a socket dropped after its runtime stopped still had work to do; leaking it"),
     }
+}
+
+/// What [`retire`] does with a core.
+enum Fate {
+    Free,
+    Reaper,
+    Leak,
 }
 
 /// Closes a socket an abandoned accept created, on an IRP of its own (the shutdown pass may not use its
@@ -400,6 +428,28 @@ pub(crate) async fn reaper(rt: &'static Runtime) {
     }
     // Anything retired while the pass ran is closed by now; free it once nothing of it is in flight.
     while time::timeout(SHUTDOWN_POLL, poll_fn(|cx| rt.sockets.poll_reap(cx, &mut working, true))).await.is_err() {}
+    // From now on a retired core is dealt with where it is dropped; take what was pushed in between.
+    let late = rt.sockets.lists.with(|l| {
+        l.reaping = false;
+        core::mem::replace(&mut l.retired, ptr::null_mut())
+    });
+    let mut cur = late;
+    while let Some(c) = NonNull::new(cur) {
+        // SAFETY: taken off the retired list: ours, and live.
+        cur = unsafe { *c.as_ref().reap_next.get() };
+        // SAFETY: as above.
+        let core = unsafe { c.as_ref() };
+        let mut cx = Context::from_waker(Waker::noop());
+        let quiet = matches!(core.poll_teardown(&mut cx), Poll::Ready(Ok(_))) && core.is_quiet();
+        // SAFETY: ours; unregistered before it is freed (or leaked).
+        unsafe { rt.sockets.unregister(c) };
+        if quiet {
+            // SAFETY: quiet, unregistered and ours.
+            unsafe { socket_core::free(c) };
+        } else {
+            log::error!("a socket retired at the end of unload still had work to do; leaking it");
+        }
+    }
     // The registered waker holds a reference to this task: let it go, or the task is never freed.
     drop(rt.sockets.waker.take());
 }

@@ -183,6 +183,7 @@ impl Runtime {
             undo_device();
             return Err(Error::new(Step::ProviderVersion, sys::STATUS_NOINTERFACE));
         }
+        self.sockets.begin();
         if let Err(e) = self.executor.spawn_system(|| crate::reaper::reaper(self)) {
             self.executor.abandon_unstarted();
             self.release();

@@ -407,6 +407,45 @@ pub fn endpoint_scenario() -> Outcome {
     outcome
 }
 
+/// A listener of [`RT`] on a free loopback port, for tests that need a connection.
+pub struct Loopback {
+    /// The runtime's listener.
+    pub listener: ListenSocket,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Loopback {
+    /// Binds a listener on 127.0.0.1 at a [`free_port`] (the runtime must be started).
+    pub fn bind() -> Self {
+        let port = free_port();
+        let listener = RT
+            .block_on(ListenSocket::bind(&RT, SocketAddr::v4([127, 0, 0, 1], port), BindOptions::default()))
+            .expect("bind a loopback listener");
+        Self { listener, port }
+    }
+
+    /// A std client connected to the listener, with a 5 s read timeout.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the runtime's listener");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+        s
+    }
+
+    /// Connects a std client and accepts it: (the client, the runtime's side).
+    pub fn accept_one(&mut self) -> (TcpStream, Connection) {
+        let client = self.connect();
+        let conn = RT.block_on(self.listener.accept()).expect("accept");
+        (client, conn)
+    }
+}
+
+/// Panics with the report of [`leaks`] unless the runtime and the simulation are back to zero.
+pub fn assert_clean(what: &str) {
+    let l = leaks();
+    assert!(l.is_empty(), "{what}: {}", l.join("\n"));
+}
+
 /// Checks that the runtime and the simulation are back to zero; returns the leaks found.
 pub fn leaks() -> Vec<String> {
     let mut out = Vec::new();

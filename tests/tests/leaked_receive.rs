@@ -4,22 +4,11 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::net::TcpStream;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use wsk::{BindOptions, Buf, ListenSocket, SocketAddr};
-use wsk_tests::{free_port, wait_for, Session, RT};
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::v4([127, 0, 0, 1], port)
-}
-
-fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
-}
+use wsk::Buf;
+use wsk_tests::{wait_for, Loopback, Session, RT};
 
 /// The future the test leaks; the pointer kept here only keeps valgrind from calling it lost.
 static LEAKED: std::sync::atomic::AtomicPtr<()> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
@@ -33,10 +22,8 @@ static LEAKED: std::sync::atomic::AtomicPtr<()> = std::sync::atomic::AtomicPtr::
 fn a_leaked_receive_leaks_its_buffer_and_breaks_the_stream() {
     let _sim = wsk_sim::exclusive();
     let session = Session::start().unwrap();
-    let port = free_port();
-    let mut listener = RT.block_on(ListenSocket::bind(&RT, loopback(port), BindOptions::default())).unwrap();
-    let mut client = connect(port);
-    let mut conn = RT.block_on(listener.accept()).unwrap();
+    let mut lo = Loopback::bind();
+    let (mut client, mut conn) = lo.accept_one();
     {
         // Leaked for good; the pointer kept in a static only keeps valgrind from calling it lost.
         let recv = Box::leak(Box::new(Box::pin(conn.recv(Buf::with_capacity(16).unwrap()))));
@@ -51,7 +38,7 @@ fn a_leaked_receive_leaks_its_buffer_and_breaks_the_stream() {
     let e = r.expect_err("the stream lost data to a leaked receive").error;
     assert!(e.is_connection_reset(), "{e}");
     RT.block_on(conn.close()).unwrap();
-    RT.block_on(listener.close()).unwrap();
+    RT.block_on(lo.listener.close()).unwrap();
     let _ = session.stop();
     // Exactly the leaked buffer (one 16-byte allocation) stays allocated; everything else is back.
     let s = wsk::stats();
