@@ -325,11 +325,19 @@ pub(crate) unsafe fn retire(core: NonNull<SocketCore>) {
             unsafe { Sockets::push_locked(l, core) };
             Fate::Reaper
         } else {
-            // No reaper (the runtime has shut down, and its shutdown waited for every IRP): what is left
-            // cannot be finished; keep it allocated rather than free what is not quiet.
+            // No reaper any more (the runtime has shut down; its shutdown waited for every IRP of every
+            // socket it knew). What `poll_teardown` saw outside the lock may have finished since (a close
+            // the shutdown pass issued, completing on another thread): look again. No provider call can
+            // be made here any more, so this cannot wait.
             // SAFETY: under the lock; `core` is live.
             unsafe { Sockets::unlink(l, core) };
-            Fate::Leak
+            let mut cx = Context::from_waker(Waker::noop());
+            if matches!(c.poll_teardown(&mut cx), Poll::Ready(Ok(_))) && c.is_quiet() {
+                Fate::Free
+            } else {
+                // Genuinely still busy with no reaper to finish it: keep it rather than free it.
+                Fate::Leak
+            }
         }
     });
     match fate {
@@ -426,30 +434,22 @@ pub(crate) async fn reaper(rt: &'static Runtime) {
     if orphaned > 0 {
         log::debug!("{orphaned} leaked socket(s) orphaned at unload");
     }
-    // Anything retired while the pass ran is closed by now; free it once nothing of it is in flight.
-    while time::timeout(SHUTDOWN_POLL, poll_fn(|cx| rt.sockets.poll_reap(cx, &mut working, true))).await.is_err() {}
-    // From now on a retired core is dealt with where it is dropped; take what was pushed in between.
+    // From now on a socket retired by its owner is dealt with where it is dropped (`retire`); what was
+    // retired until now is finished here, waiting (without a deadline) for whatever of it is still out.
     let late = rt.sockets.lists.with(|l| {
         l.reaping = false;
         core::mem::replace(&mut l.retired, ptr::null_mut())
     });
     let mut cur = late;
     while let Some(c) = NonNull::new(cur) {
-        // SAFETY: taken off the retired list: ours, and live.
-        cur = unsafe { *c.as_ref().reap_next.get() };
-        // SAFETY: as above.
-        let core = unsafe { c.as_ref() };
-        let mut cx = Context::from_waker(Waker::noop());
-        let quiet = matches!(core.poll_teardown(&mut cx), Poll::Ready(Ok(_))) && core.is_quiet();
-        // SAFETY: ours; unregistered before it is freed (or leaked).
-        unsafe { rt.sockets.unregister(c) };
-        if quiet {
-            // SAFETY: quiet, unregistered and ours.
-            unsafe { socket_core::free(c) };
-        } else {
-            log::error!("a socket retired at the end of unload still had work to do; leaking it");
+        // SAFETY: taken off the retired list: the reaper's now; `reap_next` is ours.
+        unsafe {
+            cur = *c.as_ref().reap_next.get();
+            *c.as_ref().reap_next.get() = working.0;
         }
+        working.0 = c.as_ptr();
     }
+    while time::timeout(SHUTDOWN_POLL, poll_fn(|cx| rt.sockets.poll_reap(cx, &mut working, true))).await.is_err() {}
     // The registered waker holds a reference to this task: let it go, or the task is never freed.
     drop(rt.sockets.waker.take());
 }

@@ -196,6 +196,7 @@ fn a_failed_spawn_at_dispatch_level_drops_its_socket_without_waiting() {
 #[test]
 fn a_socket_in_use_on_another_thread_is_closed_between_calls_at_unload() {
     let _sim = wsk_sim::exclusive();
+    wsk::log::init(log::LevelFilter::Warn);
     let session = Session::start().unwrap();
     let mut lo = Loopback::bind();
     let (mut client, mut conn) = lo.accept_one();
@@ -224,6 +225,9 @@ fn a_socket_in_use_on_another_thread_is_closed_between_calls_at_unload() {
     drain.join().unwrap();
     let v = wsk_sim::take_violations();
     assert!(v.is_empty(), "{v:?}");
+    if !wsk_tests::leaks().is_empty() {
+        eprintln!("runtime log: {:#?}", wsk_sim::log_lines());
+    }
     assert_clean("socket used on another thread at unload");
 }
 
