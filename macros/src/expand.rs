@@ -59,36 +59,34 @@ fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
         Some(false) => quote!(::core::option::Option::Some(false)),
         None => quote!(::core::option::Option::None),
     };
-    // Spanned at the user's ident: a missing `ListenHandler` impl (the supertrait) is reported there.
-    let listen_endpoint = quote_spanned! {ident.span()=>
-        #[automatically_derived]
-        impl ::wsk::__private::ListenEndpoint for #ident {
-            const CONFIG: ::wsk::__private::ListenConfig = ::wsk::__private::ListenConfig {
-                name: #name,
-                addr: #addr,
-                max_connections: #max_connections,
-                exclusive: #exclusive,
-                v6only: #v6only,
-            };
-        }
+    // Spanned at the user's ident: a missing handler impl (the bound of the kind's `Kind` impl) is
+    // reported there.
+    let start = quote_spanned! {ident.span()=>
+        ::wsk::__private::start::<::wsk::__private::kind::Listen, Self>(self, __wsk_rt, &__WSK_CONFIG, __wsk_addr)
     };
     quote! {
         #item
         const _: () = {
-            #listen_endpoint
+            static __WSK_CONFIG: ::wsk::__private::Config = ::wsk::__private::Config {
+                name: #name,
+                addr: #addr,
+                remote: ::core::option::Option::None,
+                max_connections: #max_connections,
+                exclusive: #exclusive,
+                v6only: #v6only,
+                events: ::wsk::__private::Events::NONE,
+            };
             #[automatically_derived]
             impl ::wsk::Endpoint for #ident {
-                // The address itself rather than `CONFIG.addr`: without a `ListenHandler` impl, naming
-                // `CONFIG` would report the missing impl a second time.
-                fn default_addr(&self) -> ::wsk::SocketAddr {
-                    #addr
+                fn config(&self) -> &'static ::wsk::__private::Config {
+                    &__WSK_CONFIG
                 }
-                fn start_at(
+                fn start_with(
                     &'static self,
                     __wsk_rt: &'static ::wsk::Runtime,
-                    __wsk_addr: ::wsk::SocketAddr,
+                    __wsk_addr: ::core::option::Option<::wsk::SocketAddr>,
                 ) -> ::wsk::Result<()> {
-                    ::wsk::__private::start_listener(self, __wsk_rt, __wsk_addr)
+                    #start
                 }
             }
         };
@@ -130,7 +128,7 @@ mod tests {
         );
         assert!(!out.contains("compile_error"), "{out}");
         assert!(
-            out.contains("impl :: wsk :: __private :: ListenEndpoint for Http"),
+            out.contains("start :: < :: wsk :: __private :: kind :: Listen , Self >"),
             "{out}"
         );
         assert!(out.contains("impl :: wsk :: Endpoint for Http"), "{out}");
@@ -176,7 +174,7 @@ mod tests {
         );
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
         assert!(out.starts_with("struct A ;"), "{out}");
-        assert!(!out.contains("ListenEndpoint"), "{out}");
+        assert!(!out.contains("kind :: Listen"), "{out}");
         assert!(out.contains("impl :: wsk :: Endpoint for A"), "{out}");
 
         let out = expand(

@@ -1,9 +1,8 @@
 //! What the attribute expands to when something is wrong: the item unchanged, one `compile_error!` per
 //! mistake, and a stub `Endpoint` impl so code that uses the struct as an endpoint does not fail too.
 //!
-//! The stub deliberately implements only the public `::wsk::Endpoint`, not `ListenEndpoint`: the latter has
-//! `ListenHandler` as a supertrait, so stubbing it would add a second error whenever the handler is not
-//! written yet. Nothing outside generated code names `ListenEndpoint`, so leaving it out costs no error.
+//! The stub names no kind: the kind's handler bound would add a second error whenever the handler is not
+//! written yet.
 
 use darling::Error;
 use proc_macro2::TokenStream;
@@ -24,13 +23,13 @@ pub(crate) fn expand(
             const _: () = {
                 #[automatically_derived]
                 impl ::wsk::Endpoint for #ident {
-                    fn default_addr(&self) -> ::wsk::SocketAddr {
-                        ::wsk::__private::SocketAddr::from_sockaddr_in_bytes([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+                    fn config(&self) -> &'static ::wsk::__private::Config {
+                        &::wsk::__private::Config::FALLBACK
                     }
-                    fn start_at(
+                    fn start_with(
                         &'static self,
                         _: &'static ::wsk::Runtime,
-                        _: ::wsk::SocketAddr,
+                        _: ::core::option::Option<::wsk::SocketAddr>,
                     ) -> ::wsk::Result<()> {
                         // Never runs: the crate does not compile while the attribute has errors.
                         ::core::result::Result::Ok(())

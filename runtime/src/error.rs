@@ -43,6 +43,8 @@ pub enum Step {
     ReceiveFrom,
     /// WskDisconnect.
     Disconnect,
+    /// WskGetAddressInfo (resolving a `remote` given by name).
+    Resolve,
     /// WskCloseSocket.
     Close,
     /// An operation exceeded its deadline.
@@ -75,6 +77,7 @@ impl Step {
             Self::SendTo => "WskSendTo",
             Self::ReceiveFrom => "WskReceiveFrom",
             Self::Disconnect => "WskDisconnect",
+            Self::Resolve => "WskGetAddressInfo",
             Self::Close => "WskCloseSocket",
             Self::Timeout => "timeout",
             Self::Shutdown => "shutdown",

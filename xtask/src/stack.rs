@@ -143,7 +143,7 @@ pub const AT_MOST_ONCE: &[(&str, &str)] = &[
         "an endpoint is started once, from DriverEntry",
     ),
     (
-        "*<impl wsk::endpoint::Endpoint for *>::start_at",
+        "*<impl wsk::endpoint::Endpoint for *>::start_with",
         "an endpoint is started once, from DriverEntry",
     ),
 ];

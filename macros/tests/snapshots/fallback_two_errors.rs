@@ -14,15 +14,13 @@ struct Broken;
 const _: () = {
     #[automatically_derived]
     impl ::wsk::Endpoint for Broken {
-        fn default_addr(&self) -> ::wsk::SocketAddr {
-            ::wsk::__private::SocketAddr::from_sockaddr_in_bytes([
-                2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-            ])
+        fn config(&self) -> &'static ::wsk::__private::Config {
+            &::wsk::__private::Config::FALLBACK
         }
-        fn start_at(
+        fn start_with(
             &'static self,
             _: &'static ::wsk::Runtime,
-            _: ::wsk::SocketAddr,
+            _: ::core::option::Option<::wsk::SocketAddr>,
         ) -> ::wsk::Result<()> {
             ::core::result::Result::Ok(())
         }

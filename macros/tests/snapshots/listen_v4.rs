@@ -10,33 +10,32 @@ pub struct HttpListener {
     served: core::sync::atomic::AtomicU64,
 }
 const _: () = {
-    #[automatically_derived]
-    impl ::wsk::__private::ListenEndpoint for HttpListener {
-        const CONFIG: ::wsk::__private::ListenConfig = ::wsk::__private::ListenConfig {
-            name: "HttpListener",
-            addr: ::wsk::__private::SocketAddr::from_sockaddr_in_bytes([
-                2u8, 0u8, 31u8, 144u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8,
-                0u8, 0u8,
-            ]),
-            max_connections: 64u32,
-            exclusive: false,
-            v6only: ::core::option::Option::None,
-        };
-    }
+    static __WSK_CONFIG: ::wsk::__private::Config = ::wsk::__private::Config {
+        name: "HttpListener",
+        addr: ::wsk::__private::SocketAddr::from_sockaddr_in_bytes([
+            2u8, 0u8, 31u8, 144u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8,
+            0u8,
+        ]),
+        remote: ::core::option::Option::None,
+        max_connections: 64u32,
+        exclusive: false,
+        v6only: ::core::option::Option::None,
+        events: ::wsk::__private::Events::NONE,
+    };
     #[automatically_derived]
     impl ::wsk::Endpoint for HttpListener {
-        fn default_addr(&self) -> ::wsk::SocketAddr {
-            ::wsk::__private::SocketAddr::from_sockaddr_in_bytes([
-                2u8, 0u8, 31u8, 144u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8,
-                0u8, 0u8,
-            ])
+        fn config(&self) -> &'static ::wsk::__private::Config {
+            &__WSK_CONFIG
         }
-        fn start_at(
+        fn start_with(
             &'static self,
             __wsk_rt: &'static ::wsk::Runtime,
-            __wsk_addr: ::wsk::SocketAddr,
+            __wsk_addr: ::core::option::Option<::wsk::SocketAddr>,
         ) -> ::wsk::Result<()> {
-            ::wsk::__private::start_listener(self, __wsk_rt, __wsk_addr)
+            ::wsk::__private::start::<
+                ::wsk::__private::kind::Listen,
+                Self,
+            >(self, __wsk_rt, &__WSK_CONFIG, __wsk_addr)
         }
     }
 };
