@@ -167,6 +167,13 @@ impl Error {
         self.status == sys::STATUS_CANCELLED
     }
 
+    /// The provider does not implement the call (STATUS_NOT_IMPLEMENTED, as Wine 8.0's stubs answer, or
+    /// STATUS_NOT_SUPPORTED): nothing was done.
+    #[must_use]
+    pub const fn is_not_supported(&self) -> bool {
+        matches!(self.status, sys::STATUS_NOT_IMPLEMENTED | sys::STATUS_NOT_SUPPORTED)
+    }
+
     /// The operation's deadline passed.
     #[must_use]
     pub const fn is_timeout(&self) -> bool {

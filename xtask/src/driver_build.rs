@@ -59,9 +59,21 @@ pub struct BuiltDriver {
 /// If cargo fails, the DLL is not where expected, objdump fails, the image check finds a problem, or a
 /// frame or an entry point's chain is over the stack budget.
 pub fn build(paths: &Paths, opts: &BuildOptions) -> Result<BuiltDriver> {
+    build_with_features(paths, opts, &[])
+}
+
+/// [`build`] with cargo features of the driver crate enabled (for example the echo sample's
+/// `ipv4-only` variant that the Wine phase loads).
+///
+/// # Errors
+/// As for [`build`].
+pub fn build_with_features(paths: &Paths, opts: &BuildOptions, features: &[&str]) -> Result<BuiltDriver> {
     let mut cmd = util::cargo();
     cmd.current_dir(&paths.root)
         .args(["build", "-p", &opts.package, "--target", RUST_TARGET]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
     if opts.release {
         cmd.arg("--release");
     }

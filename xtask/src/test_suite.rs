@@ -14,7 +14,11 @@
 //!    the stack check's self-test on a driver with a deliberately large frame;
 //! 7. Wine end to end: the driver loaded in a Wine session, `cargo test -p wsk-tests --test wine_e2e` against it
 //!    with `WSK_E2E_ADDR`, then `sc stop` and the runtime's unload counters must show nothing left behind;
-//! 8. valgrind: the sim-based host test binaries under `valgrind --leak-check=full --error-exitcode=1`.
+//! 8. the echo sample (examples/echo): built as shipped (dual-stack) and as its `ipv4-only` variant, both
+//!    through the import and stack checks; the variant loaded under Wine (no IPv6 there), its Wine tests
+//!    (`cargo test -p echo --test wine -- --ignored`) run against it, then it is unloaded with connections
+//!    open and its unload counters must show nothing left behind;
+//! 9. valgrind: the sim-based host test binaries under `valgrind --leak-check=full --error-exitcode=1`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,9 +36,9 @@ pub const E2E_TEST: &str = "wine_e2e";
 
 /// Packages whose test binaries run under valgrind (the host implementation of the kernel and WSK provider
 /// and everything tested over it).
-pub const VALGRIND_PACKAGES: &[&str] = &["wsk", "wsk-sim", "wsk-tests", "http-listener"];
-/// Test targets never run under valgrind: the Wine tests (they need a server) and trybuild (it runs rustc).
-pub const VALGRIND_SKIP_TARGETS: &[&str] = &["wine_e2e", "ui", "trybuild", "compile_fail"];
+pub const VALGRIND_PACKAGES: &[&str] = &["wsk", "wsk-sim", "wsk-tests", "http-listener", "echo"];
+/// Test targets never run under valgrind: the Wine tests (they need a server; `wine` is the echo sample's) and trybuild (it runs rustc).
+pub const VALGRIND_SKIP_TARGETS: &[&str] = &["wine_e2e", "wine", "ui", "trybuild", "compile_fail"];
 
 /// What `cargo xtask test` runs.
 #[derive(Clone, Debug)]
@@ -105,6 +109,9 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
     if let Some(spec) = &spec {
         phase("wine end-to-end tests", &mut || wine_e2e(paths, spec));
     }
+    phase("echo sample: build + stack check, Wine end-to-end (IPv4)", &mut || {
+        echo_wine(paths, opts.driver.build.release)
+    });
     if opts.valgrind {
         phase("valgrind (sim-based host tests)", &mut || valgrind(paths));
     }
@@ -169,7 +176,7 @@ fn fault_sweep(paths: &Paths) -> Result<String> {
 /// # Errors
 /// If a test fails (a stack overflow aborts its binary).
 fn kernel_stack_tests(paths: &Paths) -> Result<String> {
-    let runs: [&[&str]; 3] = [
+    let runs: [&[&str]; 5] = [
         &["-p", "wsk-sim"],
         &[
             "-p",
@@ -186,6 +193,17 @@ fn kernel_stack_tests(paths: &Paths) -> Result<String> {
             "leaked_receive",
         ],
         &["-p", "http-listener", "--test", "host"],
+        &[
+            "-p",
+            E2E_PACKAGE,
+            "--test",
+            "kinds_connection",
+            "--test",
+            "kinds_datagram",
+            "--test",
+            "kinds_listen",
+        ],
+        &["-p", ECHO_PACKAGE, "--test", "host"],
     ];
     for args in runs {
         util::run(
@@ -196,7 +214,7 @@ fn kernel_stack_tests(paths: &Paths) -> Result<String> {
                 .env("WSK_SKIP_WINE", "1"),
         )?;
     }
-    Ok("passed (sim, runtime scenarios and findings, the sample's endpoint)".into())
+    Ok("passed (sim, runtime scenarios and findings, the kinds, the samples' endpoints)".into())
 }
 
 /// Serves `spec`, runs the Wine end-to-end test target against it, stops it and checks its unload counters.
@@ -230,6 +248,80 @@ pub fn wine_e2e(paths: &Paths, spec: &DriverSpec) -> Result<String> {
         (Ok(()), Err(e)) => Err(e),
         (Err(t), Err(u)) => bail!("{t}; and at unload: {u}"),
     }
+}
+
+/// The echo sample's package, its Wine-build feature, and the port it listens on.
+pub const ECHO_PACKAGE: &str = "echo";
+/// See [`ECHO_PACKAGE`]: Wine 8.0 has no IPv6 bind and no WskControlSocket, so Wine loads this variant.
+pub const ECHO_WINE_FEATURE: &str = "ipv4-only";
+/// See [`ECHO_PACKAGE`].
+pub const ECHO_PORT: u16 = 40007;
+
+/// Builds the echo sample twice (as shipped, dual-stack on `[::]`, and as its IPv4 variant; both checked
+/// for imports and stack), loads the IPv4 variant under Wine, runs its Wine tests, unloads it with two
+/// connections open (one idle, one that just got an echo) and checks the unload counters.
+///
+/// # Errors
+/// If a build or check fails, the driver does not start, a test fails, or the unload leaks.
+fn echo_wine(paths: &Paths, release: bool) -> Result<String> {
+    let opts = crate::driver_build::BuildOptions { package: ECHO_PACKAGE.to_owned(), release };
+    let shipped = crate::driver_build::build(paths, &opts)?;
+    let wine_build = crate::driver_build::build_with_features(paths, &opts, &[ECHO_WINE_FEATURE])?;
+    let spec = DriverSpec { name: wine_build.name.clone(), sys: wine_build.sys.clone(), port: ECHO_PORT };
+    let tests = || {
+        let mut cmd = util::cargo();
+        cmd.current_dir(&paths.root)
+            .args(["test", "-p", ECHO_PACKAGE, "--test", "wine"])
+            .env_remove("WSK_SKIP_WINE");
+        cmd
+    };
+    util::run(tests().arg("--no-run"))?;
+    let env = WineEnv::new(paths);
+    let session = wine::serve(&env, std::slice::from_ref(&spec))?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], ECHO_PORT));
+    let result = util::run(
+        tests()
+            .args(["--", "--ignored", "--test-threads=1"])
+            .env("WSK_ECHO_ADDR", addr.to_string()),
+    );
+    // Unload with connections open: one idle, one that has just been served.
+    let idle = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5));
+    let served = echo_once(addr);
+    let report = session.stop()?;
+    drop(idle);
+    print_stop_report(&report);
+    let open = match served {
+        Ok(s) => {
+            drop(s);
+            Ok(())
+        }
+        Err(e) => Err(format!("a connection kept open for the unload was not echoed: {e}")),
+    };
+    match (result, open, check_unload(&report)) {
+        (Ok(()), Ok(()), Ok(counters)) => Ok(format!(
+            "passed; unload with 2 connections open: {}; shipped {}; Wine build {}",
+            summarize(&counters),
+            shipped.stack,
+            wine_build.stack
+        )),
+        (Err(e), _, _) => Err(e),
+        (_, Err(e), _) => bail!("{e}"),
+        (_, _, Err(e)) => Err(e),
+    }
+}
+
+/// Connects to `addr`, sends a few bytes and reads them back; returns the connection, still open.
+fn echo_once(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"open at unload")?;
+    let mut back = [0u8; 14];
+    s.read_exact(&mut back)?;
+    if &back != b"open at unload" {
+        return Err(std::io::Error::other("the echo differs"));
+    }
+    Ok(s)
 }
 
 /// Prints the `wsk` lines logged from `sc stop` on and any stop problems.

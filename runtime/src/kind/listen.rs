@@ -11,7 +11,7 @@ use crate::endpoint::{Config, OPEN_TIMEOUT};
 use crate::error::{Error, Result, Step};
 use crate::pool::{self, PoolArc};
 use crate::runtime::Runtime;
-use crate::socket::{BindOptions, Connection, ListenSocket};
+use crate::socket::{BindOptions, Connection, ListenSocket, StreamListener};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::AtomicWaker;
 use crate::{sys, time};
@@ -46,18 +46,57 @@ impl<E: ListenHandler> Kind<E> for Listen {
     type Dispatch = sys::WSK_PROVIDER_LISTEN_DISPATCH;
 
     fn start(ep: &'static E, rt: &'static Runtime, config: &'static Config, addr: Option<SocketAddr>) -> Result<()> {
-        let addr = addr.unwrap_or(config.addr);
-        let options = BindOptions { exclusive: config.exclusive, v6only: config.v6only };
-        let listener = rt
-            .block_on(time::timeout(OPEN_TIMEOUT, ListenSocket::bind(rt, addr, options)))
-            .map_err(|_| Error::new(Step::Timeout, sys::STATUS_IO_TIMEOUT).at(addr))??;
-        let limit = Limit::new(config.max_connections)
-            .ok_or(Error::new(Step::Spawn, sys::STATUS_INSUFFICIENT_RESOURCES).at(addr))?;
-        let name = config.name;
-        rt.spawn_with(move || serve(ep, rt, listener, limit, name)).map_err(|e| e.at(addr))?;
-        log::info!("{}: listening on {} (max {} connections)", config.name, addr, config.max_connections);
-        Ok(())
+        start_listener(ep, rt, config, addr, ListenSocket::bind)
     }
+}
+
+/// A listening socket the accept loop serves: [`ListenSocket`] (`kind = "listen"`) or [`StreamListener`]
+/// (`kind = "stream"` without `remote`).
+pub(crate) trait Acceptor: Send + 'static {
+    /// Accepts one connection (one WskAccept in flight: it borrows the listener mutably).
+    fn accept(&mut self) -> impl Future<Output = Result<Connection>> + Send;
+}
+
+impl Acceptor for ListenSocket {
+    fn accept(&mut self) -> impl Future<Output = Result<Connection>> + Send {
+        ListenSocket::accept(self)
+    }
+}
+
+impl Acceptor for StreamListener {
+    fn accept(&mut self) -> impl Future<Output = Result<Connection>> + Send {
+        StreamListener::accept(self)
+    }
+}
+
+/// The start of every listening kind: opens the listener with `bind` (blocking, bounded by
+/// [`OPEN_TIMEOUT`]) at `addr` (or the declared address) with the declared options, then spawns the accept
+/// loop.
+pub(crate) fn start_listener<E, L, B, F>(
+    ep: &'static E,
+    rt: &'static Runtime,
+    config: &'static Config,
+    addr: Option<SocketAddr>,
+    bind: B,
+) -> Result<()>
+where
+    E: ListenHandler,
+    L: Acceptor,
+    B: FnOnce(&'static Runtime, SocketAddr, BindOptions) -> F,
+    F: Future<Output = Result<L>>,
+{
+    let addr = addr.unwrap_or(config.addr);
+    let options = BindOptions { exclusive: config.exclusive, v6only: config.v6only };
+    let limit = Limit::new(config.max_connections)
+        .ok_or(Error::new(Step::Allocate, sys::STATUS_INSUFFICIENT_RESOURCES).at(addr))?;
+    let listener = rt
+        .block_on(time::timeout(OPEN_TIMEOUT, bind(rt, addr, options)))
+        .map_err(|_| Error::new(Step::Timeout, sys::STATUS_IO_TIMEOUT).at(addr))??;
+    let name = config.name;
+    // On error the closure (and the listener in it) is dropped: the listener is closed by the reaper.
+    rt.spawn_with(move || serve(ep, rt, listener, limit, name)).map_err(|e| e.at(addr))?;
+    log::info!("{}: listening on {} (max {} connections)", config.name, addr, config.max_connections);
+    Ok(())
 }
 
 /// Counts connections of one listener; the accept loop waits while `active == max`.
@@ -117,10 +156,10 @@ pub(crate) async fn acquire(limit: &PoolArc<Limit>) -> Permit {
     Permit { limit: limit.clone(), connected: false }
 }
 
-async fn serve<E: ListenHandler>(
+async fn serve<E: ListenHandler, L: Acceptor>(
     ep: &'static E,
     rt: &'static Runtime,
-    mut listener: ListenSocket,
+    mut listener: L,
     limit: PoolArc<Limit>,
     name: &'static str,
 ) {
@@ -154,18 +193,18 @@ async fn serve<E: ListenHandler>(
     }
 }
 
-/// Runs the handler on one accepted connection, then closes it and frees its slot.
+/// Runs the handler on one accepted connection, then ends it (graceful disconnect when the handler
+/// returned `Ok`, see [`super::end_connection`]) and frees its slot.
 pub(crate) async fn serve_connection<E: ListenHandler>(ep: &'static E, mut conn: Connection, permit: Permit, name: &'static str) {
     let remote = conn.remote_addr();
-    if let Err(e) = ep.on_connection(&mut conn).await {
+    let result = ep.on_connection(&mut conn).await;
+    if let Err(e) = &result {
         if e.is_connection_reset() || e.is_timeout() || e.is_cancelled() {
             log::debug!("{name}: {remote}: {e}");
         } else {
             log::warn!("{name}: {remote}: {e}");
         }
     }
-    if let Err(e) = conn.close().await {
-        log::debug!("{name}: close {remote}: {e}");
-    }
+    super::end_connection(conn, result.is_ok(), name).await;
     drop(permit);
 }

@@ -1,15 +1,17 @@
 //! `kind = "stream"`: a stream socket (`WSK_FLAG_STREAM_SOCKET`, Windows 10 1703 and later), in its two
-//! forms: without `remote`, bind + WskListen + an accept loop ([`StreamListen`], handled by
-//! [`ListenHandler`]); with `remote`, bind + WskConnect ([`StreamConnect`], handled by
+//! forms: without `remote`, bind + WskListen + the accept loop of `kind = "listen"` ([`StreamListen`],
+//! handled by [`ListenHandler`], with the same connection limit); with `remote`, bind + WskConnect on a
+//! task with the lifecycle of `kind = "connection"` ([`StreamConnect`], handled by
 //! [`ConnectionHandler`]).
-//!
-//! SKELETON (interface fixed; serve loops to be written): `start` refuses for now.
 
+use super::connection::start_connecting;
+use super::listen::start_listener;
 use super::{ConnectionHandler, Kind, ListenHandler};
 use crate::addr::SocketAddr;
 use crate::endpoint::Config;
-use crate::error::{Error, Result, Step};
+use crate::error::Result;
 use crate::runtime::Runtime;
+use crate::socket::StreamListener;
 use crate::sys;
 
 /// `kind = "stream"` without `remote`: listens and accepts.
@@ -25,8 +27,8 @@ impl<E: ListenHandler> Kind<E> for StreamListen {
     const FLAG: u32 = sys::WSK_FLAG_STREAM_SOCKET;
     type Dispatch = sys::WSK_PROVIDER_STREAM_DISPATCH;
 
-    fn start(_ep: &'static E, _rt: &'static Runtime, _config: &'static Config, _addr: Option<SocketAddr>) -> Result<()> {
-        Err(Error::new(Step::Spawn, sys::STATUS_NOT_SUPPORTED))
+    fn start(ep: &'static E, rt: &'static Runtime, config: &'static Config, addr: Option<SocketAddr>) -> Result<()> {
+        start_listener(ep, rt, config, addr, StreamListener::bind)
     }
 }
 
@@ -35,7 +37,7 @@ impl<E: ConnectionHandler> Kind<E> for StreamConnect {
     const FLAG: u32 = sys::WSK_FLAG_STREAM_SOCKET;
     type Dispatch = sys::WSK_PROVIDER_STREAM_DISPATCH;
 
-    fn start(_ep: &'static E, _rt: &'static Runtime, _config: &'static Config, _addr: Option<SocketAddr>) -> Result<()> {
-        Err(Error::new(Step::Spawn, sys::STATUS_NOT_SUPPORTED))
+    fn start(ep: &'static E, rt: &'static Runtime, config: &'static Config, addr: Option<SocketAddr>) -> Result<()> {
+        start_connecting(ep, rt, config, addr, true)
     }
 }

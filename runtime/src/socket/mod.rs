@@ -285,7 +285,7 @@ impl Connection {
     /// # Errors
     /// The failing step with its NTSTATUS and the address.
     pub async fn connect(rt: &'static Runtime, remote: SocketAddr, local: Option<SocketAddr>) -> Result<Self> {
-        Self::connect_kind(rt, remote, local, false).await
+        Self::connect_kind(rt, remote, local, BindOptions::default(), false).await
     }
 
     /// Like [`Self::connect`] over a stream socket (`WSK_FLAG_STREAM_SOCKET`, Windows 10 1703 and later).
@@ -293,26 +293,37 @@ impl Connection {
     /// # Errors
     /// The failing step with its NTSTATUS and the address.
     pub async fn connect_stream(rt: &'static Runtime, remote: SocketAddr, local: Option<SocketAddr>) -> Result<Self> {
-        Self::connect_kind(rt, remote, local, true).await
+        Self::connect_kind(rt, remote, local, BindOptions::default(), true).await
     }
 
-    async fn connect_kind(rt: &'static Runtime, remote: SocketAddr, local: Option<SocketAddr>, stream: bool) -> Result<Self> {
+    /// WskSocket(connection or stream) -> the options WSK takes before bind -> WskBind(local, or the
+    /// wildcard of `remote`'s family, port 0: WSK requires the bind before WskConnect) ->
+    /// WskConnect(remote). Every failure closes what was created.
+    pub(crate) async fn connect_kind(
+        rt: &'static Runtime,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+        options: BindOptions,
+        stream: bool,
+    ) -> Result<Self> {
         let local = local.unwrap_or(remote.unspecified_like());
-        let core = SocketCore::alloc(rt).map_err(|e| e.at(remote))?;
-        let flags = if stream { sys::WSK_FLAG_STREAM_SOCKET } else { sys::WSK_FLAG_CONNECTION_SOCKET };
-        create(&core, remote.family(), flags).await.map_err(|e| e.at(remote))?;
-        let fns = if stream {
-            core.dispatch::<sys::WSK_PROVIDER_STREAM_DISPATCH>().map(|(_, d)| (d.WskBind, d.WskConnect))
+        let core = if stream {
+            open_bound::<sys::WSK_PROVIDER_STREAM_DISPATCH>(rt, local, options, sys::WSK_FLAG_STREAM_SOCKET, |d| d.WskBind)
+                .await?
         } else {
-            core.dispatch::<sys::WSK_PROVIDER_CONNECTION_DISPATCH>().map(|(_, d)| (d.WskBind, d.WskConnect))
+            open_bound::<sys::WSK_PROVIDER_CONNECTION_DISPATCH>(rt, local, options, sys::WSK_FLAG_CONNECTION_SOCKET, |d| {
+                d.WskBind
+            })
+            .await?
         };
-        let Some((bind_fn, connect)) = fns else {
-            return Err(not_open(Step::Bind).at(local));
+        let connect = if stream {
+            core.dispatch::<sys::WSK_PROVIDER_STREAM_DISPATCH>().map(|(_, d)| d.WskConnect)
+        } else {
+            core.dispatch::<sys::WSK_PROVIDER_CONNECTION_DISPATCH>().map(|(_, d)| d.WskConnect)
         };
-        if let Err(e) = bind(&core, local, bind_fn).await {
-            let _ = core.close().await;
-            return Err(e);
-        }
+        let Some(connect) = connect else {
+            return Err(not_open(Step::Connect).at(remote));
+        };
         let op = {
             let s = core.sock();
             // SAFETY: io slot idle; the address storage is reused for the remote address.
@@ -491,6 +502,30 @@ impl Connection {
             sent += n;
         }
         Ok(buf)
+    }
+
+    /// Graceful disconnect: WskDisconnect without a final buffer and with flags 0, so the peer reads
+    /// end-of-stream after every byte sent before; the connection can still receive (the peer's rest)
+    /// and must still be closed ([`Self::close`], which after this is no longer abortive).
+    ///
+    /// # Errors
+    /// [`Step::Disconnect`] with the provider's status; [`Error::is_not_supported`] when the provider
+    /// does not implement WskDisconnect (Wine 8.0's netio.sys stubs it: its close is graceful anyway),
+    /// in which case nothing happened and [`Self::close`] is the way to end the connection.
+    pub async fn disconnect(&mut self) -> Result<()> {
+        self.core.settle(Step::Disconnect).await?;
+        let op = {
+            let fns = if self.stream {
+                self.core.dispatch::<sys::WSK_PROVIDER_STREAM_DISPATCH>().map(|(s, d)| (s, d.WskDisconnect))
+            } else {
+                self.core.dispatch::<sys::WSK_PROVIDER_CONNECTION_DISPATCH>().map(|(s, d)| (s, d.WskDisconnect))
+            };
+            let (s, disconnect) = fns.ok_or(not_open(Step::Disconnect))?;
+            // SAFETY: live, connected socket; no buffer (NULL WSK_BUF) and no flags: a graceful disconnect.
+            self.core.op_plain(Step::Disconnect, move |irp| unsafe { disconnect(s, ptr::null_mut(), 0, irp) })
+        };
+        let (status, _) = op.await;
+        check(Step::Disconnect, status).map_err(|e| e.at(self.remote))
     }
 
     /// Closes the connection (abortive unless the peer already closed; WSK closes are) and waits.
