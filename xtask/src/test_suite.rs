@@ -105,6 +105,9 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
     if let Some(spec) = &spec {
         phase("wine end-to-end tests", &mut || wine_e2e(paths, spec));
     }
+    phase("wine connection drivers (connect-peer, connect-name)", &mut || {
+        crate::wine_connect::run(paths, opts.driver.build.release)
+    });
     if opts.valgrind {
         phase("valgrind (sim-based host tests)", &mut || valgrind(paths));
     }
