@@ -473,7 +473,7 @@ mod tests {
             assert_eq!(first_of_family(list, None), Some(v6));
             assert_eq!(first_of_family(list, Some(sys::AF_INET)), Some(v4));
             assert_eq!(first_of_family(list, Some(sys::AF_INET6)), Some(v6));
-            second.ai_addrlen = 8; // cut short: skipped
+            (*first.ai_next).ai_addrlen = 8; // cut short: skipped
             assert_eq!(first_of_family(list, Some(sys::AF_INET)), None);
         }
         assert_eq!(with_port(v4, 8080).port(), 8080);
