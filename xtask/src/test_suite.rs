@@ -34,7 +34,7 @@ pub const E2E_TEST: &str = "wine_e2e";
 /// and everything tested over it).
 pub const VALGRIND_PACKAGES: &[&str] = &["wsk", "wsk-sim", "wsk-tests", "http-listener"];
 /// Test targets never run under valgrind: the Wine tests (they need a server) and trybuild (it runs rustc).
-pub const VALGRIND_SKIP_TARGETS: &[&str] = &["wine_e2e", "ui", "trybuild", "compile_fail"];
+pub const VALGRIND_SKIP_TARGETS: &[&str] = &["wine_e2e", "wine_connect", "ui", "trybuild", "compile_fail"];
 
 /// What `cargo xtask test` runs.
 #[derive(Clone, Debug)]
