@@ -86,12 +86,21 @@ impl Step {
     }
 }
 
-/// A failed step, its NTSTATUS and, where one is involved, the socket address.
+/// A failed step, its NTSTATUS and, where one is involved, the socket address or the host name.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Error {
     step: Step,
     status: NTSTATUS,
-    addr: Option<SocketAddr>,
+    subject: Subject,
+}
+
+/// What an error is about: one of, so that naming a host costs no more room than an address does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    None,
+    Addr(SocketAddr),
+    /// A host name being resolved (names from the DSL are static) and the port asked for.
+    Host(&'static str, u16),
 }
 
 /// `Result<T, wsk::Error>`.
@@ -101,13 +110,20 @@ impl Error {
     /// An error of `step` with `status`.
     #[must_use]
     pub const fn new(step: Step, status: NTSTATUS) -> Self {
-        Self { step, status, addr: None }
+        Self { step, status, subject: Subject::None }
     }
 
     /// The same error naming `addr`.
     #[must_use]
     pub const fn at(mut self, addr: SocketAddr) -> Self {
-        self.addr = Some(addr);
+        self.subject = Subject::Addr(addr);
+        self
+    }
+
+    /// The same error naming host `host` and `port` (a name being resolved), instead of an address.
+    #[must_use]
+    pub const fn for_host(mut self, host: &'static str, port: u16) -> Self {
+        self.subject = Subject::Host(host, port);
         self
     }
 
@@ -132,7 +148,25 @@ impl Error {
     /// The address involved, if any.
     #[must_use]
     pub const fn addr(&self) -> Option<SocketAddr> {
-        self.addr
+        match self.subject {
+            Subject::Addr(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The host name involved (an error of [`Step::Resolve`]), if any.
+    #[must_use]
+    pub const fn host(&self) -> Option<&'static str> {
+        match self.subject {
+            Subject::Host(h, _) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// No address of the family asked for, or no such name (STATUS_NOT_FOUND, from name resolution).
+    #[must_use]
+    pub const fn is_not_found(&self) -> bool {
+        self.status == sys::STATUS_NOT_FOUND
     }
 
     /// STATUS_FILE_FORCED_CLOSED: the socket is dead and has been closed by the runtime.
@@ -211,6 +245,7 @@ pub const fn status_name(status: NTSTATUS) -> Option<&'static str> {
         sys::STATUS_HOST_UNREACHABLE => "STATUS_HOST_UNREACHABLE",
         sys::STATUS_INVALID_ADDRESS => "STATUS_INVALID_ADDRESS",
         sys::STATUS_TIMEOUT => "STATUS_TIMEOUT",
+        sys::STATUS_NOT_FOUND => "STATUS_NOT_FOUND",
         _ => return None,
     })
 }
@@ -218,8 +253,10 @@ pub const fn status_name(status: NTSTATUS) -> Option<&'static str> {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.step.name())?;
-        if let Some(addr) = &self.addr {
-            write!(f, " ({addr})")?;
+        match &self.subject {
+            Subject::None => {}
+            Subject::Addr(addr) => write!(f, " ({addr})")?,
+            Subject::Host(host, port) => write!(f, " ({host}:{port})")?,
         }
         write!(f, " failed: {:#010x}", self.status as u32)?;
         if let Some(name) = status_name(self.status) {
@@ -251,5 +288,15 @@ mod tests {
         assert_eq!(e.to_string(), "WskBind (0.0.0.0:8080) failed: 0xc0000238 STATUS_ADDRESS_ALREADY_ASSOCIATED");
         assert!(e.is_address_in_use());
         assert_eq!(Error::new(Step::Receive, 0x1234_5678).to_string(), "WskReceive failed: 0x12345678");
+    }
+
+    #[test]
+    fn a_resolve_error_names_its_host_and_stays_small() {
+        let e = Error::new(Step::Resolve, sys::STATUS_NOT_FOUND).for_host("does-not-exist.invalid", 80);
+        assert_eq!(e.to_string(), "WskGetAddressInfo (does-not-exist.invalid:80) failed: 0xc0000225 STATUS_NOT_FOUND");
+        assert_eq!((e.host(), e.addr()), (Some("does-not-exist.invalid"), None));
+        assert!(e.is_not_found());
+        // Naming a host costs no more than naming an address (plus alignment).
+        assert!(core::mem::size_of::<Error>() <= 40, "{}", core::mem::size_of::<Error>());
     }
 }

@@ -323,6 +323,23 @@ impl Runtime {
         self.executor.spawn_with(make)
     }
 
+    /// Spawns one of the runtime's own tasks: not dropped with the user tasks at shutdown, but run until it
+    /// ends, before the executor thread exits and the provider NPI is released. For work that must finish
+    /// with the provider even when its user is gone (a name resolution whose future was dropped).
+    ///
+    /// # Errors
+    /// As for [`Self::spawn_with`].
+    pub(crate) fn spawn_system_with<F, M>(&'static self, make: M) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+        M: FnOnce() -> F,
+    {
+        if !self.is_running() {
+            return Err(Error::new(Step::Shutdown, sys::STATUS_INVALID_DEVICE_STATE));
+        }
+        self.executor.spawn_system(make)
+    }
+
     /// Runs `fut` to completion on the calling thread (PASSIVE_LEVEL only: it waits on an event), for
     /// DriverEntry and threads of the driver's own. Not from a task: on the executor thread it blocks
     /// every other task until `fut` completes, and a `fut` that waits for another task never does (the

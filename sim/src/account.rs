@@ -63,6 +63,8 @@ pub struct Counts {
     pub spin_lock_acquisitions: u64,
     /// Spin locks held now.
     pub spin_locks_held: u64,
+    /// ADDRINFOEXW lists WskGetAddressInfo handed out and WskFreeAddressInfo has not taken back.
+    pub addrinfo_lists_live: u64,
     /// Violations recorded since the reset.
     pub violations: u64,
 }
@@ -88,6 +90,7 @@ impl Counts {
                 self.completion_contexts_live,
             ),
             ("spin locks held", self.spin_locks_held),
+            ("WskGetAddressInfo lists not freed", self.addrinfo_lists_live),
         ];
         checks
             .iter()
@@ -139,6 +142,7 @@ pub fn counts() -> Counts {
         completion_contexts_live: crate::kernel::irp::contexts_live(),
         spin_lock_acquisitions,
         spin_locks_held,
+        addrinfo_lists_live: provider.addrinfo_lists_live,
         violations: lock(&VIOLATIONS).len() as u64,
     }
 }
@@ -272,6 +276,13 @@ pub enum Rule {
     /// KeReleaseInStackQueuedSpinLock with a handle that holds no lock (never acquired, released twice,
     /// moved since) or on another thread; or a NULL lock or handle.
     SpinLockMisuse,
+    /// WskFreeAddressInfo of something that is not a live list's head: a list freed already, an entry
+    /// inside a list, or a pointer WskGetAddressInfo never returned (Windows corrupts its pool).
+    AddrInfoBadFree,
+    /// WskGetAddressInfo with malformed arguments: a UNICODE_STRING with odd or inconsistent lengths or a
+    /// NULL buffer, a name without its NUL under [`crate::Config::names_as_c_strings`] (Wine reads past
+    /// it), hints with more than flags, family, socket type and protocol set, a NULL result pointer.
+    BadResolveArgs,
     /// Something the simulation itself got wrong; please report it.
     Internal,
 }

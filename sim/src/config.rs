@@ -99,6 +99,14 @@ pub struct Config {
     /// [`Config::close_waits_for_callbacks`], the close of the completion's socket) before it gives up with
     /// [`crate::Rule::LateReturnTimeout`].
     pub late_return_cap: Duration,
+    /// WskGetAddressInfo answers `localhost` (and `*.localhost`) itself with `::1` then `127.0.0.1`, as
+    /// Windows' resolver does whatever the hosts file says. Off (Wine: `GetAddrInfoExW` asks the host's
+    /// resolver), the host's `getaddrinfo` answers, which on a machine without `::1 localhost` in
+    /// /etc/hosts has no IPv6 address for it.
+    pub builtin_localhost: bool,
+    /// WskGetAddressInfo's names must be NUL-terminated right after `Length` (Wine's netio.sys passes
+    /// `Buffer` to `GetAddrInfoExW` as a C string); one that is not is [`crate::Rule::BadResolveArgs`].
+    pub names_as_c_strings: bool,
 }
 
 impl Config {
@@ -131,6 +139,8 @@ impl Config {
             devices_keep_image: true,
             close_waits_for_callbacks: false,
             late_return_cap: Duration::from_secs(10),
+            builtin_localhost: true,
+            names_as_c_strings: false,
         }
     }
 
@@ -149,6 +159,8 @@ impl Config {
                 ("WskCloseSocket", Completion::PendingOnSuccess),
                 // Wine returns STATUS_INVALID_DEVICE_STATE itself for a connect before bind.
                 ("WskConnect", Completion::PendingOnSuccess),
+                // netio.sys runs GetAddrInfoExW on a threadpool thread and completes the IRP there.
+                ("WskGetAddressInfo", Completion::Deferred),
             ],
             cancel_routines: false,
             stubs: vec![
@@ -179,6 +191,8 @@ impl Config {
             completion_routine_ex: false,
             devices_keep_image: false,
             close_waits_for_callbacks: true,
+            builtin_localhost: false,
+            names_as_c_strings: true,
             ..Self::windows()
         }
     }

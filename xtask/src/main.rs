@@ -12,6 +12,7 @@ mod test_suite;
 mod unload;
 mod util;
 mod wine;
+mod wine_connect;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -45,6 +46,9 @@ commands:
   valgrind              only the valgrind phase of `test`
   loom                  the loom model checks of the runtime's lock-free handshakes (runtime/loom): every
                         model on the shipped files, and the mutants each model must catch
+  wine-connect          the connection test drivers (tests/drivers/connect-peer, connect-name) under Wine:
+                        each connects to its peer on 127.0.0.1 (by number; by `localhost`, resolved with
+                        WskGetAddressInfo), the peer checks the exchange, the unload counters must be zero
   bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
                         target/bench.json
   help                  this text
@@ -129,6 +133,7 @@ enum Cmd {
     Valgrind,
     Loom,
     Bench,
+    WineConnect,
     Help,
 }
 
@@ -159,6 +164,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         Some("valgrind") => Cmd::Valgrind,
         Some("loom") => Cmd::Loom,
         Some("bench") => Cmd::Bench,
+        Some("wine-connect") => Cmd::WineConnect,
         Some("help" | "-h" | "--help") | None => Cmd::Help,
         Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
@@ -176,9 +182,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     };
     let takes_driver = matches!(
         args.cmd,
-        Cmd::Build | Cmd::Serve | Cmd::Demo | Cmd::Test | Cmd::Bench
+        Cmd::Build | Cmd::Serve | Cmd::Demo | Cmd::Test | Cmd::Bench | Cmd::WineConnect
     );
-    let loads_driver = takes_driver && !matches!(args.cmd, Cmd::Build);
+    let loads_driver = takes_driver && !matches!(args.cmd, Cmd::Build | Cmd::WineConnect);
     while let Some(flag) = it.next() {
         let mut value = |what: &str| {
             it.next()
@@ -245,6 +251,10 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
         Cmd::Build => {
             setup::check(&paths.root)?;
             driver_build::build(paths, &args.driver.build).map(drop)
+        }
+        Cmd::WineConnect => {
+            setup::check(&paths.root)?;
+            wine_connect::run(paths, args.driver.build.release).map(|s| println!("wine-connect: {s}"))
         }
         Cmd::Stack { sys, json } => stack::check_file(&sys, json.as_deref()).map(drop),
         Cmd::StackSelfTest => {

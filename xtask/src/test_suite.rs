@@ -37,8 +37,9 @@ pub const E2E_TEST: &str = "wine_e2e";
 /// Packages whose test binaries run under valgrind (the host implementation of the kernel and WSK provider
 /// and everything tested over it).
 pub const VALGRIND_PACKAGES: &[&str] = &["wsk", "wsk-sim", "wsk-tests", "http-listener", "echo"];
-/// Test targets never run under valgrind: the Wine tests (they need a server; `wine` is the echo sample's) and trybuild (it runs rustc).
-pub const VALGRIND_SKIP_TARGETS: &[&str] = &["wine_e2e", "wine", "ui", "trybuild", "compile_fail"];
+/// Test targets never run under valgrind: the Wine tests (they need a server or a Wine session; `wine` is
+/// the echo sample's) and trybuild (it runs rustc).
+pub const VALGRIND_SKIP_TARGETS: &[&str] = &["wine_e2e", "wine", "wine_connect", "ui", "trybuild", "compile_fail"];
 
 /// What `cargo xtask test` runs.
 #[derive(Clone, Debug)]
@@ -111,6 +112,9 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
     }
     phase("echo sample: build + stack check, Wine end-to-end (IPv4)", &mut || {
         echo_wine(paths, opts.driver.build.release)
+    });
+    phase("wine connection drivers (connect-peer, connect-name)", &mut || {
+        crate::wine_connect::run(paths, opts.driver.build.release)
     });
     if opts.valgrind {
         phase("valgrind (sim-based host tests)", &mut || valgrind(paths));

@@ -379,13 +379,17 @@ impl Session {
         &self.env
     }
 
-    /// Installs and starts a kernel driver, then waits until 127.0.0.1:`port` accepts connections.
+    /// Installs and starts a kernel driver, then waits until 127.0.0.1:`port` accepts connections (port 0:
+    /// a driver that only connects out, nothing to wait for).
     ///
     /// # Errors
     /// If the port is already taken, `sc create`/`sc start` fail, the session dies, or the port does not
     /// answer within [`PORT_TIMEOUT`]. The log tail is part of the message.
     pub fn load_driver(&mut self, spec: &DriverSpec) -> Result<()> {
-        ensure_port_free(spec.port)?;
+        // Port 0: a driver that only connects out; there is no port of its own to check or wait for.
+        if spec.port != 0 {
+            ensure_port_free(spec.port)?;
+        }
         let drivers = self.env.drivers_dir();
         fs::create_dir_all(&drivers)?;
         // Re-copied on every load, so a rebuilt driver is what runs.
@@ -422,6 +426,10 @@ impl Session {
         self.drivers.push((spec.name.clone(), spec.port));
         self.save()?;
         let started = start.elapsed();
+        if spec.port == 0 {
+            println!("wine: driver {name} RUNNING after {}", util::secs(started));
+            return Ok(());
+        }
         self.wait_for_port(spec.port, name)?;
         println!(
             "wine: driver {name} RUNNING after {}, 127.0.0.1:{} answering after {}",

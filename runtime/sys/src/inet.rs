@@ -3,6 +3,8 @@
 
 use core::mem::{offset_of, size_of};
 
+/// `AF_UNSPEC` (name resolution: any family).
+pub const AF_UNSPEC: u16 = 0;
 /// `AF_INET`.
 pub const AF_INET: u16 = 2;
 /// `AF_INET6`.
@@ -66,6 +68,39 @@ pub struct SOCKADDR_IN6 {
     pub sin6_scope_id: u32,
 }
 
+/// `NS_ALL`: every name space (WskGetAddressInfo's `NameSpace`).
+pub const NS_ALL: u32 = 0;
+
+/// `ADDRINFOEXW` (`ws2def.h`): one entry of the list WskGetAddressInfo returns, freed as a whole with
+/// WskFreeAddressInfo. Also the hints: only `ai_flags`, `ai_family`, `ai_socktype` and `ai_protocol` are
+/// read there, every other field must be zero.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ADDRINFOEXW {
+    /// `AI_*` flags.
+    pub ai_flags: i32,
+    /// Address family (`AF_INET`, `AF_INET6`, `AF_UNSPEC` in hints).
+    pub ai_family: i32,
+    /// Socket type (`SOCK_STREAM`, ...; 0 in hints: any).
+    pub ai_socktype: i32,
+    /// Protocol (`IPPROTO_TCP`, ...; 0 in hints: any).
+    pub ai_protocol: i32,
+    /// Bytes at `ai_addr`.
+    pub ai_addrlen: usize,
+    /// Canonical name (with `AI_CANONNAME`), or NULL.
+    pub ai_canonname: *mut u16,
+    /// The address: a `SOCKADDR_IN` or `SOCKADDR_IN6` of `ai_addrlen` bytes.
+    pub ai_addr: *mut SOCKADDR,
+    /// Name-space specific data, or NULL.
+    pub ai_blob: *mut core::ffi::c_void,
+    /// Bytes at `ai_blob`.
+    pub ai_bloblen: usize,
+    /// The name-space provider's GUID, or NULL.
+    pub ai_provider: *mut core::ffi::c_void,
+    /// The next entry, or NULL.
+    pub ai_next: *mut ADDRINFOEXW,
+}
+
 /// Storage large enough for any address WSK reports (`SOCKADDR_STORAGE` is larger; Wine copies 16 bytes).
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
@@ -82,4 +117,8 @@ const _: () = {
     assert!(size_of::<SOCKADDR_IN6>() == 28);
     assert!(offset_of!(SOCKADDR_IN6, sin6_addr) == 8);
     assert!(offset_of!(SOCKADDR_IN6, sin6_scope_id) == 24);
+    assert!(size_of::<ADDRINFOEXW>() == 16 + 7 * size_of::<usize>());
+    assert!(offset_of!(ADDRINFOEXW, ai_addrlen) == 16);
+    assert!(offset_of!(ADDRINFOEXW, ai_addr) == 16 + 2 * size_of::<usize>());
+    assert!(offset_of!(ADDRINFOEXW, ai_next) == 16 + 6 * size_of::<usize>());
 };

@@ -5,8 +5,8 @@
 use core::ffi::c_void;
 use core::mem::{offset_of, size_of};
 
-use crate::inet::SOCKADDR;
-use crate::nt::{IRP, MDL, NTSTATUS};
+use crate::inet::{ADDRINFOEXW, SOCKADDR};
+use crate::nt::{IRP, MDL, NTSTATUS, UNICODE_STRING};
 
 /// `MAKE_WSK_VERSION(1, 0)`.
 pub const WSK_VERSION_1_0: u16 = 0x0100;
@@ -188,21 +188,23 @@ pub type PFN_WSK_CONTROL_CLIENT = unsafe extern "system" fn(
     output_size_returned: *mut usize,
     irp: *mut IRP,
 ) -> NTSTATUS;
-/// `PFN_WSK_GET_ADDRESS_INFO` (pointer arguments kept opaque).
+/// `PFN_WSK_GET_ADDRESS_INFO` (PASSIVE_LEVEL): resolves `node_name` (and `service_name`) to a list of
+/// addresses written to `*result` before the IRP completes. The strings, the hints and `*result` must stay
+/// valid until then. Wine passes `Buffer` on as a C string: keep both strings NUL-terminated.
 pub type PFN_WSK_GET_ADDRESS_INFO = unsafe extern "system" fn(
     client: *mut WSK_CLIENT,
-    node_name: *mut c_void,
-    service_name: *mut c_void,
+    node_name: *mut UNICODE_STRING,
+    service_name: *mut UNICODE_STRING,
     name_space: u32,
     provider: *mut c_void,
-    hints: *mut c_void,
-    result: *mut *mut c_void,
+    hints: *mut ADDRINFOEXW,
+    result: *mut *mut ADDRINFOEXW,
     owning_process: *mut c_void,
     owning_thread: *mut c_void,
     irp: *mut IRP,
 ) -> NTSTATUS;
-/// `PFN_WSK_FREE_ADDRESS_INFO`.
-pub type PFN_WSK_FREE_ADDRESS_INFO = unsafe extern "system" fn(client: *mut WSK_CLIENT, addr_info: *mut c_void);
+/// `PFN_WSK_FREE_ADDRESS_INFO` (PASSIVE_LEVEL): frees a whole list from WskGetAddressInfo, once.
+pub type PFN_WSK_FREE_ADDRESS_INFO = unsafe extern "system" fn(client: *mut WSK_CLIENT, addr_info: *mut ADDRINFOEXW);
 /// `PFN_WSK_GET_NAME_INFO`.
 pub type PFN_WSK_GET_NAME_INFO = unsafe extern "system" fn(
     client: *mut WSK_CLIENT,

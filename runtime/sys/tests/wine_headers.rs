@@ -47,6 +47,7 @@ fn layouts_match_wine_headers() {
         size "SOCKADDR" = SOCKADDR;
         size "SOCKADDR_IN" = SOCKADDR_IN;
         size "SOCKADDR_IN6" = SOCKADDR_IN6;
+        size "ADDRINFOEXW" = ADDRINFOEXW;
         size "WSK_BUF" = WSK_BUF;
         size "WSK_DATA_INDICATION" = WSK_DATA_INDICATION;
         size "WSK_DATAGRAM_INDICATION" = WSK_DATAGRAM_INDICATION;
@@ -102,6 +103,18 @@ fn layouts_match_wine_headers() {
         off "SOCKADDR_IN6"."sin6_flowinfo" = SOCKADDR_IN6, sin6_flowinfo;
         off "SOCKADDR_IN6"."sin6_addr" = SOCKADDR_IN6, sin6_addr;
         off "SOCKADDR_IN6"."sin6_scope_id" = SOCKADDR_IN6, sin6_scope_id;
+        off "ADDRINFOEXW"."ai_family" = ADDRINFOEXW, ai_family;
+        off "ADDRINFOEXW"."ai_socktype" = ADDRINFOEXW, ai_socktype;
+        off "ADDRINFOEXW"."ai_protocol" = ADDRINFOEXW, ai_protocol;
+        off "ADDRINFOEXW"."ai_addrlen" = ADDRINFOEXW, ai_addrlen;
+        off "ADDRINFOEXW"."ai_canonname" = ADDRINFOEXW, ai_canonname;
+        off "ADDRINFOEXW"."ai_addr" = ADDRINFOEXW, ai_addr;
+        off "ADDRINFOEXW"."ai_blob" = ADDRINFOEXW, ai_blob;
+        off "ADDRINFOEXW"."ai_bloblen" = ADDRINFOEXW, ai_bloblen;
+        off "ADDRINFOEXW"."ai_provider" = ADDRINFOEXW, ai_provider;
+        off "ADDRINFOEXW"."ai_next" = ADDRINFOEXW, ai_next;
+        off "UNICODE_STRING"."MaximumLength" = UNICODE_STRING, MaximumLength;
+        off "UNICODE_STRING"."Buffer" = UNICODE_STRING, Buffer;
         off "WSK_BUF"."Offset" = WSK_BUF, Offset;
         off "WSK_BUF"."Length" = WSK_BUF, Length;
         off "WSK_DATAGRAM_INDICATION"."ControlInfo" = WSK_DATAGRAM_INDICATION, ControlInfo;
@@ -110,6 +123,8 @@ fn layouts_match_wine_headers() {
         off "WSK_REGISTRATION"."ReservedRegistrationLock" = WSK_REGISTRATION, ReservedRegistrationLock;
         off "WSK_PROVIDER_DISPATCH"."WskSocket" = WSK_PROVIDER_DISPATCH, WskSocket;
         off "WSK_PROVIDER_DISPATCH"."WskSocketConnect" = WSK_PROVIDER_DISPATCH, WskSocketConnect;
+        off "WSK_PROVIDER_DISPATCH"."WskGetAddressInfo" = WSK_PROVIDER_DISPATCH, WskGetAddressInfo;
+        off "WSK_PROVIDER_DISPATCH"."WskFreeAddressInfo" = WSK_PROVIDER_DISPATCH, WskFreeAddressInfo;
         off "WSK_PROVIDER_DISPATCH"."WskGetNameInfo" = WSK_PROVIDER_DISPATCH, WskGetNameInfo;
         off "WSK_PROVIDER_BASIC_DISPATCH"."WskCloseSocket" = WSK_PROVIDER_BASIC_DISPATCH, WskCloseSocket;
         off "WSK_PROVIDER_LISTEN_DISPATCH"."WskBind" = WSK_PROVIDER_LISTEN_DISPATCH, WskBind;
@@ -136,6 +151,9 @@ fn layouts_match_wine_headers() {
         ("WSK_FLAG_DATAGRAM_SOCKET", u64::from(WSK_FLAG_DATAGRAM_SOCKET)),
         ("WSK_FLAG_STREAM_SOCKET", u64::from(WSK_FLAG_STREAM_SOCKET)),
         ("WSK_INFINITE_WAIT", u64::from(WSK_INFINITE_WAIT)),
+        ("AF_UNSPEC", u64::from(AF_UNSPEC)),
+        ("NS_ALL", u64::from(NS_ALL)),
+        ("(ULONG)STATUS_NOT_FOUND", u64::from(STATUS_NOT_FOUND as u32)),
         ("AF_INET", u64::from(AF_INET)),
         ("AF_INET6", u64::from(AF_INET6)),
         ("IPV6_V6ONLY", u64::from(IPV6_V6ONLY)),

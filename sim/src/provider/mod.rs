@@ -10,6 +10,7 @@
 //! | `datagram` | WskSendTo, WskReceiveFrom |
 //! | `stream` | WskListen |
 //! | `control` | WskControlSocket: options, event callbacks |
+//! | `resolve` | WskGetAddressInfo, WskFreeAddressInfo: the host's resolver, lists the sim owns and accounts for |
 //! | `events` | the accept, receive, disconnect and receive-from event callbacks, and WskRelease |
 //!
 //! Every dispatch routine goes through `request`, which takes the IRP, applies the fault plan and the
@@ -25,6 +26,7 @@ mod datagram;
 mod events;
 mod listen;
 mod request;
+mod resolve;
 mod socket;
 mod stream;
 
@@ -56,6 +58,7 @@ pub(crate) struct Totals {
     pub(crate) npi_captured: u64,
     pub(crate) registered: u64,
     pub(crate) indications_held: u64,
+    pub(crate) addrinfo_lists_live: u64,
 }
 
 pub(crate) fn totals() -> Totals {
@@ -68,6 +71,7 @@ pub(crate) fn totals() -> Totals {
         npi_captured,
         registered,
         indications_held: events::indications_held(),
+        addrinfo_lists_live: resolve::lists_live(),
     }
 }
 
@@ -95,6 +99,7 @@ pub(crate) fn reset() {
     events::reset();
     socket::clear();
     registration::clear();
+    resolve::clear();
 }
 
 /// Dispatch tables hold raw pointers (the reserved slots), which are not `Sync`; the tables are immutable.
@@ -108,8 +113,8 @@ static PROVIDER: WSK_PROVIDER_DISPATCH = WSK_PROVIDER_DISPATCH {
     WskSocket: wsk_socket,
     WskSocketConnect: connection::wsk_socket_connect,
     WskControlClient: control::wsk_control_client,
-    WskGetAddressInfo: wsk_get_address_info,
-    WskFreeAddressInfo: wsk_free_address_info,
+    WskGetAddressInfo: resolve::wsk_get_address_info,
+    WskFreeAddressInfo: resolve::wsk_free_address_info,
     WskGetNameInfo: wsk_get_name_info,
 };
 
@@ -492,32 +497,6 @@ unsafe extern "system" fn wsk_get_remote_address(
             socket2::Socket::peer_addr,
         )
     }
-}
-
-/// `WskGetAddressInfo`: name resolution is not simulated; completes with STATUS_NOT_SUPPORTED.
-#[allow(clippy::too_many_arguments)]
-unsafe extern "system" fn wsk_get_address_info(
-    _client: *mut WSK_CLIENT,
-    _node_name: *mut c_void,
-    _service_name: *mut c_void,
-    _name_space: u32,
-    _provider: *mut c_void,
-    _hints: *mut c_void,
-    _result: *mut *mut c_void,
-    _owning_process: *mut c_void,
-    _owning_thread: *mut c_void,
-    irp: *mut IRP,
-) -> NTSTATUS {
-    // SAFETY: `irp` from the client; the framework validates it.
-    unsafe {
-        request::on_client("WskGetAddressInfo", irp, false, || {
-            Outcome::Done(STATUS_NOT_SUPPORTED, 0)
-        })
-    }
-}
-
-/// `WskFreeAddressInfo`: nothing to free, since WskGetAddressInfo never returns a list.
-unsafe extern "system" fn wsk_free_address_info(_client: *mut WSK_CLIENT, _addr_info: *mut c_void) {
 }
 
 /// `WskGetNameInfo`: not simulated; completes with STATUS_NOT_SUPPORTED.
