@@ -8,6 +8,7 @@ mod addr;
 mod ast;
 mod expand;
 mod fallback;
+mod kinds;
 mod parse;
 mod validate;
 
