@@ -61,7 +61,7 @@ pub(crate) fn endpoint_impls(item: &ItemStruct, endpoint: &Endpoint) -> TokenStr
         let values = Event::ALL.map(|e| endpoint.events.contains(&e));
         quote!(::wsk::__private::Events { #(#fields: #values),* })
     };
-    let kind = Ident::new(endpoint.form.runtime, Span::call_site());
+    let kind = Ident::new(endpoint.form.runtime, ident.span());
     // Spanned at the user's ident: a missing handler impl (the bound of the kind's `Kind` impl) is
     // reported there.
     let start = quote_spanned! {ident.span()=>

@@ -156,7 +156,8 @@ fn check(args: &Args, attr: Span, errors: &mut Vec<Error>) -> Option<Endpoint> {
 /// "`max_connections` is not valid on a `datagram` endpoint", with where it is valid.
 fn not_allowed(kind: &KindRow, form: &Form, key: KeyName) -> String {
     let name = key.name();
-    let places = where_valid(|f| f.keys.contains(&key));
+    // "`stream` with `remote`" says nothing new when the key is `remote` itself.
+    let places = where_valid(|f| f.keys.contains(&key)).replace(&format!(" with `{name}`"), "");
     format!(
         "`{name}` is not valid on a `{}` endpoint{}\n\n= note: `{name}` is valid on {places}\n= help: remove `{name}`",
         kind.name, form.qualifier
