@@ -4,10 +4,10 @@ use darling::Error;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt as _;
-use syn::ItemStruct;
+use syn::{Ident, ItemStruct};
 
-use crate::addr::SocketAddr;
-use crate::ast::{Endpoint, Kind};
+use crate::addr::sockaddr;
+use crate::ast::{Endpoint, Event, RemoteValue};
 use crate::{fallback, parse, validate};
 
 /// `#[wsk_endpoint(args)] item` -> the item and its trait impls, or the item, the errors and stubs.
@@ -32,37 +32,40 @@ pub(crate) fn wsk_endpoint(args: TokenStream, item: TokenStream) -> TokenStream 
     }
 }
 
-/// The struct and the impls that make it an endpoint; `validate` guarantees the kind is supported.
+/// The struct and the impls that make it an endpoint of its kind: one shape for every kind, naming the
+/// runtime type of the kind's form (from the kind table) and the generated `Config`.
 pub(crate) fn endpoint_impls(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
-    match endpoint.kind {
-        Kind::Listen => listen(item, endpoint),
-        // Unreachable: `validate` rejects these kinds until the runtime has their sockets.
-        Kind::Connection | Kind::Datagram | Kind::Stream => fallback::expand(
-            &quote!(#item),
-            Some(item),
-            Error::custom(format!(
-                "internal error: `{}` endpoints cannot be generated",
-                endpoint.kind.name()
-            )),
-        ),
-    }
-}
-
-fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
     let ident = &item.ident;
     let name = ident.unraw().to_string();
     let addr = sockaddr(&endpoint.addr);
+    let remote = match &endpoint.remote {
+        None => quote!(::core::option::Option::None),
+        Some(RemoteValue::Addr(a)) => {
+            let a = sockaddr(a);
+            quote!(::core::option::Option::Some(::wsk::__private::Remote::Addr(#a)))
+        }
+        Some(RemoteValue::Name { host, port }) => {
+            quote!(::core::option::Option::Some(::wsk::__private::Remote::Name { host: #host, port: #port }))
+        }
+    };
     let max_connections = endpoint.max_connections;
     let exclusive = endpoint.exclusive;
     let v6only = match endpoint.v6only {
-        Some(true) => quote!(::core::option::Option::Some(true)),
-        Some(false) => quote!(::core::option::Option::Some(false)),
+        Some(v) => quote!(::core::option::Option::Some(#v)),
         None => quote!(::core::option::Option::None),
     };
+    let events = if endpoint.events.is_empty() {
+        quote!(::wsk::__private::Events::NONE)
+    } else {
+        let fields = Event::ALL.map(|e| Ident::new(e.name(), Span::call_site()));
+        let values = Event::ALL.map(|e| endpoint.events.contains(&e));
+        quote!(::wsk::__private::Events { #(#fields: #values),* })
+    };
+    let kind = Ident::new(endpoint.form.runtime, ident.span());
     // Spanned at the user's ident: a missing handler impl (the bound of the kind's `Kind` impl) is
     // reported there.
     let start = quote_spanned! {ident.span()=>
-        ::wsk::__private::start::<::wsk::__private::kind::Listen, Self>(self, __wsk_rt, &__WSK_CONFIG, __wsk_addr)
+        ::wsk::__private::start::<::wsk::__private::kind::#kind, Self>(self, __wsk_rt, &__WSK_CONFIG, __wsk_addr)
     };
     quote! {
         #item
@@ -70,11 +73,11 @@ fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
             static __WSK_CONFIG: ::wsk::__private::Config = ::wsk::__private::Config {
                 name: #name,
                 addr: #addr,
-                remote: ::core::option::Option::None,
+                remote: #remote,
                 max_connections: #max_connections,
                 exclusive: #exclusive,
                 v6only: #v6only,
-                events: ::wsk::__private::Events::NONE,
+                events: #events,
             };
             #[automatically_derived]
             impl ::wsk::Endpoint for #ident {
@@ -90,19 +93,6 @@ fn listen(item: &ItemStruct, endpoint: &Endpoint) -> TokenStream {
                 }
             }
         };
-    }
-}
-
-/// `::wsk::__private::SocketAddr::from_sockaddr_in{,6}_bytes([...])` with the bytes computed here.
-pub(crate) fn sockaddr(addr: &SocketAddr) -> TokenStream {
-    let bytes = addr.sockaddr_bytes();
-    match addr {
-        SocketAddr::V4 { .. } => {
-            quote!(::wsk::__private::SocketAddr::from_sockaddr_in_bytes([#(#bytes),*]))
-        }
-        SocketAddr::V6 { .. } => {
-            quote!(::wsk::__private::SocketAddr::from_sockaddr_in6_bytes([#(#bytes),*]))
-        }
     }
 }
 
@@ -137,6 +127,22 @@ mod tests {
         assert!(out.contains("max_connections : 64u32"), "{out}");
         assert!(out.contains("exclusive : false"), "{out}");
         assert!(out.starts_with("pub struct Http { n : u8"), "{out}");
+    }
+
+    /// Every kind and form expands to its runtime type, without errors (no "not supported" refusal).
+    #[test]
+    fn every_kind_expands() {
+        for (args, runtime) in [
+            (quote!(kind = "listen", addr = "0.0.0.0:1"), "Listen"),
+            (quote!(kind = "connection", remote = "1.2.3.4:1"), "Connection"),
+            (quote!(kind = "datagram", addr = "[::]:1"), "Datagram"),
+            (quote!(kind = "stream", addr = "0.0.0.0:1"), "StreamListen"),
+            (quote!(kind = "stream", remote = "host:1"), "StreamConnect"),
+        ] {
+            let out = expand(args.clone(), quote!(struct A;));
+            assert!(!out.contains("compile_error"), "{out}");
+            assert!(out.contains(&format!("start :: < :: wsk :: __private :: kind :: {runtime} , Self >")), "{args}: {out}");
+        }
     }
 
     #[test]
@@ -233,6 +239,60 @@ mod tests {
                 quote!(
                     #[derive(Default)]
                     pub(crate) struct Tls(u32);
+                ),
+            ),
+            (
+                "listen_events",
+                quote!(kind = "listen", addr = "127.0.0.1:80", events(accept)),
+                quote!(
+                    pub struct Accepting;
+                ),
+            ),
+            (
+                "connection_v4",
+                quote!(kind = "connection", remote = "10.0.0.1:80", exclusive),
+                quote!(
+                    pub struct Client;
+                ),
+            ),
+            (
+                "connection_v6_events",
+                quote!(
+                    kind = "connection",
+                    remote = "[2001:db8::1]:443",
+                    addr = "[::]:5000",
+                    events(receive, disconnect)
+                ),
+                quote!(
+                    pub struct Client6;
+                ),
+            ),
+            (
+                "connection_name",
+                quote!(kind = "connection", remote = "localhost:7"),
+                quote!(
+                    pub struct Named;
+                ),
+            ),
+            (
+                "datagram_v6_events",
+                quote!(kind = "datagram", addr = "[::]:53", dual_stack, events(receive)),
+                quote!(
+                    pub struct Dns;
+                ),
+            ),
+            (
+                "stream_listen",
+                quote!(kind = "stream", addr = "0.0.0.0:9000", max_connections = 16),
+                quote!(
+                    pub struct StreamServer;
+                ),
+            ),
+            (
+                "stream_connect",
+                quote!(kind = "stream", remote = "[::1]:9000"),
+                quote!(
+                    pub struct StreamClient;
                 ),
             ),
             (

@@ -1,19 +1,17 @@
-//! Checks across keys, and of the struct itself: [`Args`] -> [`Endpoint`] with every default filled in.
-//! Every problem goes into the accumulator; a key that already failed in `parse` ([`Key::Invalid`]) is
-//! never reported again here.
+//! Checks across keys, and of the struct itself: [`Args`] -> [`Endpoint`] with every default filled in,
+//! driven by the kind's row in [`crate::kinds::KINDS`]. Every problem goes into the accumulator; a key
+//! that already failed in `parse` ([`crate::ast::Key::Invalid`]) is never reported again here.
 
 use darling::error::Accumulator;
 use darling::Error;
 use proc_macro2::Span;
 use syn::spanned::Spanned as _;
-use syn::ItemStruct;
+use syn::{ItemStruct, LitStr};
+use wsk_addr::{Family, SocketAddr};
 
-use crate::addr::{Family, SocketAddr};
-use crate::ast::{Args, Endpoint, Key, Kind, Spanned, DEFAULT_MAX_CONNECTIONS};
-use crate::parse::error_at;
-
-/// The kinds this version can generate code for; the others are modelled and validated only.
-const SUPPORTED: [Kind; 1] = [Kind::Listen];
+use crate::ast::{Args, Endpoint, Event, KeyName, Protocol, RemoteValue, DEFAULT_MAX_CONNECTIONS};
+use crate::kinds::{where_valid, Form, KindRow, When};
+use crate::parse::{backticked, error_at};
 
 /// Rejects structs the expansion cannot be sound for.
 pub(crate) fn item(item: &ItemStruct, errors: &mut Accumulator) {
@@ -27,154 +25,123 @@ pub(crate) fn item(item: &ItemStruct, errors: &mut Accumulator) {
     }
 }
 
-/// Checks `args` as a whole. `attr` is where errors about a missing key go (the attribute itself).
-/// Returns `None` when anything is wrong (the errors are in `errors`).
+/// Checks `args` as a whole against the kind's table row. `attr` is where errors about a missing key go
+/// (the attribute itself). Returns `None` when anything is wrong (the errors are in `accumulator`).
 pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Option<Endpoint> {
     let mut errors = Vec::new();
-    let kind = match &args.kind {
-        Key::Given { value, .. } => Some(value),
-        Key::Invalid => None,
-        Key::Absent => {
-            errors.push(error_at(
-                attr,
-                "missing `kind`\n\n= help: add `kind = \"listen\"`",
-            ));
-            None
-        }
-    };
+    let endpoint = check(args, attr, &mut errors);
+    let valid = errors.is_empty();
+    for e in errors {
+        accumulator.push(e);
+    }
+    endpoint.filter(|_| valid)
+}
 
-    if let Some(kind) = kind {
-        if !SUPPORTED.contains(&kind.value) {
-            errors.push(error_at(
-                kind.span,
-                format!(
-                    "`kind = \"{}\"` is not supported yet: only `listen` endpoints can be generated in this version",
-                    kind.value.name()
-                ),
-            ));
+fn check(args: &Args, attr: Span, errors: &mut Vec<Error>) -> Option<Endpoint> {
+    let kind = match &args.kind {
+        crate::ast::Key::Absent => {
+            errors.push(error_at(attr, "missing `kind`\n\n= help: add `kind = \"listen\"`"));
+            return None;
+        }
+        // Unknown or misspelt: kind-dependent checks would only guess.
+        other => other.value()?.0,
+    };
+    let form = kind.form(|key| args.present(key))?;
+
+    for &key in KeyName::ALL {
+        if let (Some(ident), false) = (args.given(key), key == KeyName::Kind || form.keys.contains(&key)) {
+            errors.push(error_at(ident.span(), not_allowed(kind, form, key)));
         }
     }
-    let kind = kind.map(|k| k.value);
-
-    if let (Some(kind), Some(protocol)) = (kind, args.protocol.value()) {
-        let expected = kind.protocol();
-        if protocol.value != expected {
+    for &key in form.requires {
+        if !args.present(key) {
+            errors.push(error_at(attr, missing(kind, form, key)));
+        }
+    }
+    if let Some(protocol) = args.protocol.value() {
+        let (given, expected) = (protocol.as_ref(), kind.protocol);
+        if *given != expected {
             errors.push(error_at(
-                protocol.span,
+                protocol.span(),
                 format!(
                     "`protocol = \"{}\"` does not match `kind = \"{}\"`: {} endpoints use `{}`\n\n= help: remove `protocol` or write `protocol = \"{}\"`",
-                    protocol.value.name(),
-                    kind.name(),
-                    kind.name(),
+                    given.name(),
+                    kind.name,
+                    kind.name,
                     expected.name(),
                     expected.name()
                 ),
             ));
         }
     }
-
-    let has_remote = !args.remote.is_absent();
-    if let Some(kind) = kind {
-        // `remote`: required for connection, optional for stream (connect instead of listen), invalid elsewhere.
-        match (kind, &args.remote) {
-            (Kind::Connection, Key::Absent) => errors.push(error_at(
-                attr,
-                "missing `remote`: a `connection` endpoint connects to a remote address\n\n= help: add `remote = \"a.b.c.d:PORT\"`",
-            )),
-            (Kind::Listen | Kind::Datagram, Key::Given { key, .. }) => errors.push(error_at(
-                key.span(),
-                format!(
-                    "`remote` is only valid for `connection` and `stream` endpoints, not `{}`",
-                    kind.name()
-                ),
-            )),
-            _ => {}
-        }
-        // `addr`: required wherever the endpoint does not connect out.
-        let connects = kind == Kind::Connection || (kind == Kind::Stream && has_remote);
-        if !connects && args.addr.is_absent() {
-            errors.push(error_at(
-                attr,
-                format!(
-                    "missing `addr`: a `{}` endpoint binds to a local address\n\n= help: add `addr = \"0.0.0.0:PORT\"` or `addr = \"[::]:PORT\"`",
-                    kind.name()
-                ),
-            ));
-        }
-        // Accept-side options.
-        let listens = kind == Kind::Listen || (kind == Kind::Stream && !has_remote);
-        if let (false, Some(key)) = (listens, args.max_connections.key()) {
-            let not = match kind {
-                Kind::Stream => "a `stream` endpoint with a `remote`".to_owned(),
-                other => format!("`{}`", other.name()),
-            };
-            errors.push(error_at(
-                key.span(),
-                format!(
-                    "`max_connections` is only valid for endpoints that accept connections (`listen`, or `stream` without `remote`), not {not}"
-                ),
-            ));
+    let allows = |key| form.keys.contains(&key);
+    let mut events = Vec::new();
+    if let (Some(list), true) = (args.events.value(), allows(KeyName::Events)) {
+        for (event, word) in &list.0 {
+            if form.events.contains(event) {
+                events.push(*event);
+            } else {
+                errors.push(error_at(word.span(), misplaced_event(kind, form, *event)));
+            }
         }
     }
+    events.sort_by_key(|e| Event::ALL.iter().position(|x| x == e));
 
-    let max_connections = range(&args.max_connections, "max_connections", 1, &mut errors)
-        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
-
-    // Families: `addr` and `remote` must agree; `v6only` needs IPv6.
-    let addr = args.addr.value().map(|a| a.addr);
-    let remote = args.remote.value();
-    if let (Some(addr), Some(remote)) = (addr, remote) {
-        if addr.family() != remote.addr.family() {
-            errors.push(error_at(
-                remote.lit.span(),
-                format!(
-                    "`remote` is {} but `addr` is {}: both must be of the same address family",
-                    remote.addr.family().name(),
-                    addr.family().name()
-                ),
-            ));
+    let addr = args.addr.value().filter(|_| allows(KeyName::Addr));
+    let remote = args.remote.value().filter(|_| allows(KeyName::Remote));
+    if let Some(addr) = addr {
+        if let Some(e) = no_multicast(kind, "addr", &addr.addr, &addr.lit) {
+            errors.push(e);
         }
     }
-    let local = addr.or_else(|| remote.map(|r| SocketAddr::unspecified(r.addr.family())));
-    let v6only = args.v6only.value().copied().unwrap_or(false);
-    let dual_stack = args.dual_stack.value().copied().unwrap_or(false);
-    for (set, key, name) in [(v6only, args.v6only.key(), "v6only"), (dual_stack, args.dual_stack.key(), "dual_stack")] {
-        if let (true, Some(key), Some(local)) = (set, key, local) {
+    if let Some(remote) = remote {
+        if let Some(e) = remote_error(kind, &remote.remote, &remote.lit, addr.map(|a| a.addr)) {
+            errors.push(e);
+        }
+    }
+    let local = match (addr, remote) {
+        (Some(addr), _) => Some(addr.addr),
+        (None, Some(remote)) if form.connects => Some(match &remote.remote {
+            RemoteValue::Addr(a) => SocketAddr::unspecified(a.family()),
+            // The family is only known once the name is resolved: IPv4 unless `addr` says otherwise.
+            RemoteValue::Name { .. } => SocketAddr::unspecified(Family::V4),
+        }),
+        _ => None,
+    };
+
+    let flag = |key: KeyName, value: Option<&crate::ast::Flag>| value.filter(|f| f.0 && allows(key)).is_some();
+    let v6only = flag(KeyName::V6only, args.v6only.value());
+    let dual_stack = flag(KeyName::DualStack, args.dual_stack.value());
+    for (set, key) in [(v6only, KeyName::V6only), (dual_stack, KeyName::DualStack)] {
+        if let (true, Some(ident), Some(local)) = (set, args.given(key), local) {
             if local.family() != Family::V6 {
+                let name = key.name();
                 errors.push(error_at(
-                    key.span(),
+                    ident.span(),
                     format!("`{name}` needs an IPv6 `addr`\n\n= help: bind to `[::]:PORT`, or remove `{name}`"),
                 ));
             }
         }
     }
-    if let (true, true, Some(key)) = (v6only, dual_stack, args.dual_stack.key()) {
+    if let (true, true, Some(ident)) = (v6only, dual_stack, args.given(KeyName::DualStack)) {
         errors.push(error_at(
-            key.span(),
+            ident.span(),
             "`dual_stack` contradicts `v6only`: a socket is either IPv6-only or dual-stack\n\n\
              = help: keep one of them (with neither, Windows makes IPv6 sockets IPv6-only)",
         ));
     }
 
-    let valid = errors.is_empty();
-    for e in errors {
-        accumulator.push(e);
-    }
-    if !valid {
-        return None;
-    }
-    let kind = kind?;
+    let max_connections = match allows(KeyName::MaxConnections) {
+        true => args.max_connections.value().map_or(DEFAULT_MAX_CONNECTIONS, |c| c.as_ref().0),
+        false => 0,
+    };
     Some(Endpoint {
         kind,
-        protocol: kind.protocol(),
+        form,
         addr: local?,
-        remote: remote.map(|r| r.addr),
-        max_connections: if kind == Kind::Listen {
-            max_connections
-        } else {
-            0
-        },
-        exclusive: args.exclusive.value().copied().unwrap_or(false),
+        remote: remote.map(|r| r.remote.clone()),
+        max_connections,
+        exclusive: args.exclusive.value().is_some_and(|f| f.0),
         v6only: if v6only {
             Some(true)
         } else if dual_stack {
@@ -182,229 +149,109 @@ pub(crate) fn args(args: &Args, attr: Span, accumulator: &mut Accumulator) -> Op
         } else {
             None
         },
+        events,
     })
 }
 
-/// `min..=65535` for a count key, error on the literal otherwise.
-fn range(key: &Key<Spanned<u64>>, name: &str, min: u64, errors: &mut Vec<Error>) -> Option<u32> {
-    let value = key.value()?;
-    match u16::try_from(value.value) {
-        Ok(v) if u64::from(v) >= min => Some(u32::from(v)),
-        _ => {
-            errors.push(error_at(
-                value.span,
-                format!(
-                    "`{name}` must be in {min}..=65535, found `{}`",
-                    value.value
-                ),
-            ));
-            None
-        }
+/// "`max_connections` is not valid on a `datagram` endpoint", with where it is valid.
+fn not_allowed(kind: &KindRow, form: &Form, key: KeyName) -> String {
+    let name = key.name();
+    // "`stream` with `remote`" says nothing new when the key is `remote` itself.
+    let places = where_valid(|f| f.keys.contains(&key)).replace(&format!(" with `{name}`"), "");
+    format!(
+        "`{name}` is not valid on a `{}` endpoint{}\n\n= note: `{name}` is valid on {places}\n= help: remove `{name}`",
+        kind.name, form.qualifier
+    )
+}
+
+fn missing(kind: &KindRow, form: &Form, key: KeyName) -> String {
+    let name = kind.name;
+    // A kind whose other form is chosen by a key: say so (`stream` with `remote` connects instead).
+    let other = kind
+        .forms
+        .iter()
+        .filter(|f| !std::ptr::eq(*f, form))
+        .find_map(|f| match f.when {
+            When::Given(sel) if sel != key => Some(format!(
+                "\n= note: with `{}`, a `{name}` endpoint {} instead",
+                sel.name(),
+                if f.connects { "connects out" } else { "binds and serves" }
+            )),
+            _ => None,
+        })
+        .unwrap_or_default();
+    match key {
+        KeyName::Addr => format!(
+            "missing `addr`: a `{name}` endpoint binds to a local address\n\n= help: add `addr = \"0.0.0.0:PORT\"` or `addr = \"[::]:PORT\"`{other}"
+        ),
+        KeyName::Remote => format!(
+            "missing `remote`: a `{name}` endpoint connects to a remote address\n\n= help: add `remote = \"a.b.c.d:PORT\"`, `remote = \"[IPV6]:PORT\"` or `remote = \"HOST:PORT\"`{other}"
+        ),
+        other_key => format!("missing `{}`: a `{name}` endpoint needs it", other_key.name()),
     }
+}
+
+fn misplaced_event(kind: &KindRow, form: &Form, event: Event) -> String {
+    let event = event.name();
+    let has = backticked(form.events.iter().map(|e| e.name()));
+    let places = where_valid(|f| f.events.iter().any(|e| e.name() == event));
+    format!(
+        "event `{event}` is not available on a `{}` endpoint{}\n\n= note: a `{}` endpoint has {has}; `{event}` is an event of {places}",
+        kind.name, form.qualifier, kind.name
+    )
+}
+
+/// A multicast or broadcast address on a TCP kind: TCP is one-to-one.
+fn no_multicast(kind: &KindRow, key: &str, addr: &SocketAddr, lit: &LitStr) -> Option<Error> {
+    if kind.protocol != Protocol::Tcp {
+        return None;
+    }
+    let what = if addr.is_multicast() {
+        "a multicast address"
+    } else if addr.is_broadcast() {
+        "the broadcast address"
+    } else {
+        return None;
+    };
+    Some(error_at(
+        lit.span(),
+        format!(
+            "`{key} = \"{}\"` is {what}, but a `{}` endpoint uses TCP, which connects one peer to one peer\n\n= help: use a unicast address, or `kind = \"datagram\"` for UDP",
+            lit.value(),
+            kind.name
+        ),
+    ))
+}
+
+/// What is wrong with a `remote`, if anything: the first of multicast/broadcast, wildcard, port 0 and a
+/// family other than `addr`'s.
+fn remote_error(kind: &KindRow, remote: &RemoteValue, lit: &LitStr, local: Option<SocketAddr>) -> Option<Error> {
+    let RemoteValue::Addr(remote) = remote else {
+        // A name: checked when it is resolved (its family follows `addr`).
+        return None;
+    };
+    if let Some(e) = no_multicast(kind, "remote", remote, lit) {
+        return Some(e);
+    }
+    let text = lit.value();
+    let message = if remote.is_unspecified() {
+        format!(
+            "`remote = \"{text}\"` is the wildcard address: there is no peer to connect to\n\n= help: write the peer's address, e.g. `{}`",
+            if remote.is_ipv4() { "127.0.0.1:PORT" } else { "[::1]:PORT" }
+        )
+    } else if remote.is_port_zero() {
+        format!("`remote = \"{text}\"` has port 0: there is no peer to connect to on port 0\n\n= help: write the peer's port")
+    } else if let Some(local) = local.filter(|l| l.family() != remote.family()) {
+        format!(
+            "`remote` is {} but `addr` is {}: both must be of the same address family",
+            remote.family().name(),
+            local.family().name()
+        )
+    } else {
+        return None;
+    };
+    Some(error_at(lit.span(), message))
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-    use crate::parse;
-    use proc_macro2::TokenStream;
-    use quote::quote;
-
-    fn check(tokens: TokenStream) -> Result<Endpoint, Vec<String>> {
-        let mut errors = Error::accumulator();
-        let args = parse::args(tokens, &mut errors);
-        let endpoint = args_check(&args, &mut errors);
-        let messages: Vec<String> = errors
-            .into_inner()
-            .into_iter()
-            .map(|e| e.to_string())
-            .collect();
-        match endpoint {
-            Some(e) if messages.is_empty() => Ok(e),
-            _ => Err(messages),
-        }
-    }
-
-    fn args_check(a: &Args, errors: &mut Accumulator) -> Option<Endpoint> {
-        args(a, Span::call_site(), errors)
-    }
-
-    fn errors(tokens: TokenStream) -> Vec<String> {
-        match check(tokens.clone()) {
-            Ok(e) => panic!("{tokens} validated: {e:?}"),
-            Err(e) => e,
-        }
-    }
-
-    #[test]
-    fn listen_defaults() {
-        let e = check(quote!(kind = "listen", addr = "0.0.0.0:8080")).unwrap();
-        assert_eq!(
-            e,
-            Endpoint {
-                kind: Kind::Listen,
-                protocol: crate::ast::Protocol::Tcp,
-                addr: SocketAddr::V4 {
-                    ip: [0; 4],
-                    port: 8080
-                },
-                remote: None,
-                max_connections: 64,
-                exclusive: false,
-                v6only: None,
-            }
-        );
-        let e = check(quote!(
-            kind = "listen",
-            addr = "[::]:1",
-            exclusive,
-            max_connections = 65535,
-            protocol = "tcp"
-        ))
-        .unwrap();
-        assert!(e.exclusive && e.v6only.is_none());
-        assert_eq!(e.max_connections, 65535);
-    }
-
-    #[test]
-    fn each_mistake_is_one_error() {
-        let cases: Vec<(TokenStream, &str)> = vec![
-            (quote!(addr = "0.0.0.0:1"), "missing `kind`\n\n= help: add `kind = \"listen\"`"),
-            (quote!(), "missing `kind`\n\n= help: add `kind = \"listen\"`"),
-            (quote!(kind = "listen"), "missing `addr`: a `listen` endpoint binds to a local address\n\n= help: add `addr = \"0.0.0.0:PORT\"` or `addr = \"[::]:PORT\"`"),
-            (quote!(kind = "datagram", addr = "0.0.0.0:1"), "`kind = \"datagram\"` is not supported yet: only `listen` endpoints can be generated in this version"),
-            (quote!(kind = "listen", addr = "0.0.0.0:1", remote = "1.2.3.4:5"), "`remote` is only valid for `connection` and `stream` endpoints, not `listen`"),
-            (quote!(kind = "listen", addr = "0.0.0.0:1", v6only), "`v6only` needs an IPv6 `addr`\n\n= help: bind to `[::]:PORT`, or remove `v6only`"),
-            (quote!(kind = "listen", addr = "0.0.0.0:1", dual_stack), "`dual_stack` needs an IPv6 `addr`\n\n= help: bind to `[::]:PORT`, or remove `dual_stack`"),
-            (quote!(kind = "listen", addr = "[::]:1", v6only, dual_stack), "`dual_stack` contradicts `v6only`: a socket is either IPv6-only or dual-stack\n\n= help: keep one of them (with neither, Windows makes IPv6 sockets IPv6-only)"),
-            (quote!(kind = "listen", addr = "0.0.0.0:1", protocol = "udp"), "`protocol = \"udp\"` does not match `kind = \"listen\"`: listen endpoints use `tcp`\n\n= help: remove `protocol` or write `protocol = \"tcp\"`"),
-            (quote!(kind = "listen", addr = "0.0.0.0:1", max_connections = 0), "`max_connections` must be in 1..=65535, found `0`"),
-            (quote!(kind = "listen", addr = "0.0.0.0:1", max_connections = 65536), "`max_connections` must be in 1..=65535, found `65536`"),
-            (quote!(kind = "listen", addr = "localhost:80"), "`localhost` is a host name, not an address: WSK binds to numeric addresses\n\n= help: use `127.0.0.1:PORT` or `[::1]:PORT`"),
-            (quote!(kind = "lisen", addr = "0.0.0.0:1"), "unknown endpoint kind `lisen`\n\n= help: did you mean `listen`?\n= note: expected one of `listen`, `connection`, `datagram`, `stream`"),
-            (quote!(kind = "listen", adr = "0.0.0.0:1"), "unknown key `adr`\n\n= help: did you mean `addr`?\n= note: expected one of `kind`, `addr`, `remote`, `protocol`, `max_connections`, `exclusive`, `v6only`, `dual_stack`"),
-            // An unknown kind hides kind-dependent checks rather than guessing.
-            (quote!(kind = "lisen"), "unknown endpoint kind `lisen`\n\n= help: did you mean `listen`?\n= note: expected one of `listen`, `connection`, `datagram`, `stream`"),
-        ];
-        for (tokens, expected) in cases {
-            assert_eq!(errors(tokens.clone()), [expected], "{tokens}");
-        }
-    }
-
-    #[test]
-    fn two_mistakes_two_errors() {
-        let e = errors(quote!(
-            kind = "listen",
-            addr = "0.0.0.0:70000",
-            remote = "1.2.3.4:5",
-            max_connections = 0
-        ));
-        assert_eq!(e.len(), 3, "{e:?}");
-    }
-
-    #[test]
-    fn other_kinds_are_validated_too() {
-        let unsupported = |k: &str| {
-            format!("`kind = \"{k}\"` is not supported yet: only `listen` endpoints can be generated in this version")
-        };
-        // Valid apart from being unsupported: exactly one error.
-        for (kind, tokens) in [
-            (
-                "connection",
-                quote!(kind = "connection", remote = "1.2.3.4:80"),
-            ),
-            (
-                "connection",
-                quote!(
-                    kind = "connection",
-                    remote = "[::1]:80",
-                    addr = "[::]:0",
-                    v6only
-                ),
-            ),
-            (
-                "datagram",
-                quote!(kind = "datagram", addr = "0.0.0.0:53", protocol = "udp"),
-            ),
-            (
-                "stream",
-                quote!(kind = "stream", addr = "0.0.0.0:1", max_connections = 4),
-            ),
-            ("stream", quote!(kind = "stream", remote = "1.2.3.4:1")),
-        ] {
-            assert_eq!(errors(tokens.clone()), [unsupported(kind)], "{tokens}");
-        }
-        let second = |tokens: TokenStream| errors(tokens)[1..].to_vec();
-        assert_eq!(
-            second(quote!(kind = "connection")),
-            ["missing `remote`: a `connection` endpoint connects to a remote address\n\n= help: add `remote = \"a.b.c.d:PORT\"`"]
-        );
-        assert_eq!(
-            second(quote!(
-                kind = "connection",
-                remote = "[::1]:1",
-                addr = "0.0.0.0:0"
-            )),
-            ["`remote` is IPv6 but `addr` is IPv4: both must be of the same address family"]
-        );
-        assert_eq!(
-            second(quote!(kind = "datagram", addr = "0.0.0.0:1")),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            second(quote!(kind = "datagram", addr = "0.0.0.0:1", protocol = "tcp"))[0],
-            "`protocol = \"tcp\"` does not match `kind = \"datagram\"`: datagram endpoints use `udp`\n\n= help: remove `protocol` or write `protocol = \"udp\"`"
-        );
-        assert_eq!(
-            second(quote!(kind = "datagram", addr = "0.0.0.0:1", max_connections = 3))[0],
-            "`max_connections` is only valid for endpoints that accept connections (`listen`, or `stream` without `remote`), not `datagram`"
-        );
-        assert_eq!(
-            second(quote!(kind = "stream", remote = "1.2.3.4:1", max_connections = 3))[0],
-            "`max_connections` is only valid for endpoints that accept connections (`listen`, or `stream` without `remote`), not a `stream` endpoint with a `remote`"
-        );
-        assert_eq!(
-            second(quote!(kind = "connection", remote = "1.2.3.4:1", v6only))[0],
-            "`v6only` needs an IPv6 `addr`\n\n= help: bind to `[::]:PORT`, or remove `v6only`"
-        );
-        assert_eq!(
-            second(quote!(kind = "stream")),
-            ["missing `addr`: a `stream` endpoint binds to a local address\n\n= help: add `addr = \"0.0.0.0:PORT\"` or `addr = \"[::]:PORT\"`"]
-        );
-    }
-
-    #[test]
-    fn generics_are_rejected() {
-        for tokens in [
-            quote!(
-                struct A<T>(T);
-            ),
-            quote!(
-                struct A<'a> {
-                    x: &'a u8,
-                }
-            ),
-            quote!(
-                struct A<const N: usize>;
-            ),
-        ] {
-            let s: ItemStruct = syn::parse2(tokens).unwrap();
-            let mut errors = Error::accumulator();
-            item(&s, &mut errors);
-            let e = errors.into_inner();
-            assert_eq!(e.len(), 1);
-            assert!(e[0]
-                .to_string()
-                .starts_with("endpoints are `static` values and cannot be generic"));
-        }
-        let s: ItemStruct = syn::parse_quote!(
-            struct A
-            where
-                u8: Copy;
-        );
-        let mut errors = Error::accumulator();
-        item(&s, &mut errors);
-        assert!(errors.into_inner().is_empty());
-    }
-}
+mod tests;

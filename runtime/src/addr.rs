@@ -2,7 +2,7 @@
 //!
 //! `#[wsk_endpoint(addr = "...")]` parses its literal at compile time into these bytes; the runtime form
 //! ([`SocketAddr::v4`], [`SocketAddr::v6`], [`SocketAddr::parse`]) exists for addresses only known when the
-//! endpoint opens, such as a port read from the registry.
+//! endpoint opens, such as a port read from the registry. Both parse with the one grammar of `wsk-addr`.
 
 use core::fmt;
 
@@ -71,7 +71,12 @@ impl SocketAddr {
     /// # Errors
     /// [`AddrParseError`] if the text is not one of those forms.
     pub fn parse(text: &str) -> Result<Self, AddrParseError> {
-        parse::socket_addr(text.as_bytes()).ok_or(AddrParseError(()))
+        // The grammar the macro checks `addr` literals with, so both accept exactly the same text.
+        match wsk_addr::parse(text) {
+            Ok(wsk_addr::SocketAddr::V4 { ip, port }) => Ok(Self::v4(ip, port)),
+            Ok(wsk_addr::SocketAddr::V6 { ip, port, scope_id }) => Ok(Self::v6(ip, port, scope_id)),
+            Err(e) => Err(AddrParseError(e)),
+        }
     }
 
     /// The port, host order.
@@ -194,129 +199,38 @@ fn fmt_v6(octets: &[u8; 16], f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 /// The text given to [`SocketAddr::parse`] is not a socket address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AddrParseError(());
+pub struct AddrParseError(wsk_addr::Error);
 
 impl fmt::Display for AddrParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("invalid socket address: expected `a.b.c.d:port`, `[v6]:port` or `[v6%scope]:port`")
+        let at = self.0.range();
+        write!(
+            f,
+            "invalid socket address (bytes {}..{}): expected `a.b.c.d:port`, `[v6]:port` or `[v6%scope]:port`",
+            at.start, at.end
+        )
     }
 }
 
-mod parse {
-    //! A small, panic-free run-time parser; the macro has its own with spans and messages.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    extern crate std;
+    use std::string::ToString;
+
     use super::SocketAddr;
 
-    pub(super) fn socket_addr(s: &[u8]) -> Option<SocketAddr> {
-        if let Some(rest) = s.strip_prefix(b"[") {
-            let close = rest.iter().position(|&c| c == b']')?;
-            let (inner, after) = rest.split_at(close);
-            let port = port(after.strip_prefix(b"]:")?)?;
-            let (host, scope) = match inner.iter().position(|&c| c == b'%') {
-                Some(p) => (inner.get(..p)?, Some(inner.get(p + 1..)?)),
-                None => (inner, None),
-            };
-            let scope_id = match scope {
-                Some(digits) => u32::try_from(decimal(digits)?).ok()?,
-                None => 0,
-            };
-            Some(SocketAddr::v6(ipv6(host)?, port, scope_id))
-        } else {
-            let colon = s.iter().rposition(|&c| c == b':')?;
-            let (host, after) = s.split_at(colon);
-            let port = port(after.get(1..)?)?;
-            Some(SocketAddr::v4(ipv4(host)?, port))
+    #[test]
+    fn parse_goes_through_the_shared_grammar() {
+        assert_eq!(SocketAddr::parse("10.0.0.1:80"), Ok(SocketAddr::v4([10, 0, 0, 1], 80)));
+        let mut one = [0; 16];
+        one[15] = 1;
+        assert_eq!(SocketAddr::parse("[::1%2]:9"), Ok(SocketAddr::v6(one, 9, 2)));
+        // What the macro rejects in an `addr` literal is rejected here too: names, leading zeros.
+        for bad in ["localhost:80", "10.0.0.01:80", "[::1] :9", "[1.2.3.4]:5"] {
+            assert!(SocketAddr::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    fn decimal(digits: &[u8]) -> Option<u64> {
-        if digits.is_empty() || digits.len() > 10 {
-            return None;
-        }
-        let mut v: u64 = 0;
-        for &d in digits {
-            if !d.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + u64::from(d - b'0');
-        }
-        Some(v)
-    }
-
-    fn port(digits: &[u8]) -> Option<u16> {
-        u16::try_from(decimal(digits)?).ok()
-    }
-
-    pub(super) fn ipv4(s: &[u8]) -> Option<[u8; 4]> {
-        let mut out = [0u8; 4];
-        let mut parts = s.split(|&c| c == b'.');
-        for o in &mut out {
-            let p = parts.next()?;
-            if p.len() > 1 && p.first() == Some(&b'0') {
-                return None; // no octal-looking octets
-            }
-            *o = u8::try_from(decimal(p)?).ok()?;
-        }
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(out)
-    }
-
-    pub(super) fn ipv6(s: &[u8]) -> Option<[u8; 16]> {
-        // Split around "::" (at most one), then parse the groups on each side; the last group may be IPv4.
-        let dbl = s.windows(2).position(|w| w == b"::");
-        let (head, tail) = match dbl {
-            Some(p) => (s.get(..p)?, Some(s.get(p + 2..)?)),
-            None => (s, None),
-        };
-        let mut groups = [0u16; 8];
-        let mut n_head = 0usize;
-        let mut tail_groups = [0u16; 8];
-        let mut n_tail = 0usize;
-        fn fill(part: &[u8], out: &mut [u16; 8], n: &mut usize) -> Option<()> {
-            if part.is_empty() {
-                return Some(());
-            }
-            let pieces: usize = part.split(|&c| c == b':').count();
-            for (i, g) in part.split(|&c| c == b':').enumerate() {
-                if i + 1 == pieces && g.contains(&b'.') {
-                    let v4 = super::parse::ipv4(g)?;
-                    *out.get_mut(*n)? = u16::from_be_bytes([v4[0], v4[1]]);
-                    *out.get_mut(*n + 1)? = u16::from_be_bytes([v4[2], v4[3]]);
-                    *n += 2;
-                    continue;
-                }
-                if g.is_empty() || g.len() > 4 {
-                    return None;
-                }
-                let mut v: u16 = 0;
-                for &c in g {
-                    let d = (c as char).to_digit(16)?;
-                    v = (v << 4) | d as u16;
-                }
-                *out.get_mut(*n)? = v;
-                *n += 1;
-            }
-            Some(())
-        }
-        fill(head, &mut groups, &mut n_head)?;
-        if let Some(t) = tail {
-            fill(t, &mut tail_groups, &mut n_tail)?;
-            if n_head + n_tail > 7 {
-                return None;
-            }
-            for i in 0..n_tail {
-                groups[8 - n_tail + i] = tail_groups[i];
-            }
-        } else if n_head != 8 {
-            return None;
-        }
-        let mut out = [0u8; 16];
-        for (i, g) in groups.iter().enumerate() {
-            let [hi, lo] = g.to_be_bytes();
-            out[2 * i] = hi;
-            out[2 * i + 1] = lo;
-        }
-        Some(out)
+        let e = SocketAddr::parse("1.2.3.256:80").unwrap_err();
+        assert!(e.to_string().starts_with("invalid socket address (bytes 6..9): "), "{e}");
     }
 }

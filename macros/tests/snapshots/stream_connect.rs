@@ -1,0 +1,45 @@
+// Input:
+// #[wsk_endpoint(kind = "stream", remote = "[::1]:9000")]
+// pub struct StreamClient;
+//
+// Output (WSK_BLESS=1 cargo test -p wsk-macros to update):
+
+pub struct StreamClient;
+const _: () = {
+    static __WSK_CONFIG: ::wsk::__private::Config = ::wsk::__private::Config {
+        name: "StreamClient",
+        addr: ::wsk::__private::SocketAddr::from_sockaddr_in6_bytes([
+            23u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8,
+            0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8,
+        ]),
+        remote: ::core::option::Option::Some(
+            ::wsk::__private::Remote::Addr(
+                ::wsk::__private::SocketAddr::from_sockaddr_in6_bytes([
+                    23u8, 0u8, 35u8, 40u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8,
+                    0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 0u8, 1u8, 0u8, 0u8, 0u8,
+                    0u8,
+                ]),
+            ),
+        ),
+        max_connections: 0u32,
+        exclusive: false,
+        v6only: ::core::option::Option::None,
+        events: ::wsk::__private::Events::NONE,
+    };
+    #[automatically_derived]
+    impl ::wsk::Endpoint for StreamClient {
+        fn config(&self) -> &'static ::wsk::__private::Config {
+            &__WSK_CONFIG
+        }
+        fn start_with(
+            &'static self,
+            __wsk_rt: &'static ::wsk::Runtime,
+            __wsk_addr: ::core::option::Option<::wsk::SocketAddr>,
+        ) -> ::wsk::Result<()> {
+            ::wsk::__private::start::<
+                ::wsk::__private::kind::StreamConnect,
+                Self,
+            >(self, __wsk_rt, &__WSK_CONFIG, __wsk_addr)
+        }
+    }
+};

@@ -1,0 +1,4 @@
+#[wsk::wsk_endpoint(kind = "listen", addr = "0.0.0.0:80", events())]
+struct Endpoint;
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[wsk::wsk_endpoint(kind = "connection", remote = "10.0.0.1:80", events(receive, accept))]
+struct Endpoint;
+
+fn main() {}

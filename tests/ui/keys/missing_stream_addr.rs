@@ -1,0 +1,4 @@
+#[wsk::wsk_endpoint(kind = "stream")]
+struct Endpoint;
+
+fn main() {}
