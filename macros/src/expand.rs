@@ -64,9 +64,12 @@ pub(crate) fn endpoint_impls(item: &ItemStruct, endpoint: &Endpoint) -> TokenStr
     let kind = Ident::new(endpoint.form.runtime, ident.span());
     // Spanned at the user's ident: a missing handler impl (the bound of the kind's `Kind` impl) is
     // reported there.
-    let start = quote_spanned! {ident.span()=>
-        ::wsk::__private::start::<::wsk::__private::kind::#kind, Self>(self, __wsk_rt, &__WSK_CONFIG, __wsk_addr)
+    // Only the path carries the ident's span: the arguments are the generated fn's own locals, which a
+    // span from a `macro_rules!` caller (another hygiene context) could not name.
+    let start_fn = quote_spanned! {ident.span()=>
+        ::wsk::__private::start::<::wsk::__private::kind::#kind, Self>
     };
+    let start = quote! { #start_fn(self, __wsk_rt, &__WSK_CONFIG, __wsk_addr) };
     quote! {
         #item
         const _: () = {

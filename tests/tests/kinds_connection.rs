@@ -13,8 +13,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use kinds_common::{hand_endpoint, loopback, on_windows, on_wine, V6_LOOPBACK};
-use wsk::__private::{Config, Remote};
+use kinds_common::{loopback, on_windows, on_wine, V6_LOOPBACK};
 use wsk::{Buf, Connection, ConnectionHandler, Endpoint, Reconnect, SocketAddr};
 use wsk_sim::faults::{self, Fault, Plan, Point, When};
 use wsk_tests::{free_port, wait_for, Session, RT};
@@ -89,9 +88,9 @@ impl Talk {
 }
 
 macro_rules! talker {
-    ($ty:ident, $kind:ident, $config:expr) => {
+    ($ty:ident, $($args:tt)*) => {
+        #[wsk::wsk_endpoint($($args)*)]
         struct $ty(Talk);
-        hand_endpoint!($ty, $kind, $config);
         impl ConnectionHandler for $ty {
             async fn on_connected(&'static self, conn: &mut Connection) -> wsk::Result<()> {
                 self.0.connected(conn).await
@@ -103,39 +102,22 @@ macro_rules! talker {
     };
 }
 
-// #[wsk_endpoint(kind = "connection", remote = "127.0.0.1:9")]: the remote is replaced with `start_at`.
-talker!(Talker, Connection, Config {
-    remote: Some(Remote::Addr(SocketAddr::v4([127, 0, 0, 1], 9))),
-    ..Config::new("Talker", SocketAddr::v4([0; 4], 0))
-});
+// The remote is replaced with `start_at`.
+talker!(Talker, kind = "connection", remote = "127.0.0.1:9");
 static TALKER: Talker = Talker(Talk::new());
 
-// #[wsk_endpoint(kind = "stream", remote = "127.0.0.1:9")]
-talker!(StreamTalker, StreamConnect, Config {
-    remote: Some(Remote::Addr(SocketAddr::v4([127, 0, 0, 1], 9))),
-    ..Config::new("StreamTalker", SocketAddr::v4([0; 4], 0))
-});
+talker!(StreamTalker, kind = "stream", remote = "127.0.0.1:9");
 static STREAM_TALKER: StreamTalker = StreamTalker(Talk::new());
 
-// #[wsk_endpoint(kind = "connection", remote = "127.0.0.1:1")]: nobody listens on port 1.
-talker!(Refused4, Connection, Config {
-    remote: Some(Remote::Addr(SocketAddr::v4([127, 0, 0, 1], 1))),
-    ..Config::new("Refused4", SocketAddr::v4([0; 4], 0))
-});
+// Nobody listens on port 1.
+talker!(Refused4, kind = "connection", remote = "127.0.0.1:1");
 static REFUSED4: Refused4 = Refused4(Talk::new());
 
-// #[wsk_endpoint(kind = "connection", remote = "[::1]:1")]
-talker!(Refused6, Connection, Config {
-    remote: Some(Remote::Addr(SocketAddr::v6(V6_LOOPBACK, 1, 0))),
-    ..Config::new("Refused6", SocketAddr::v6([0; 16], 0, 0))
-});
+talker!(Refused6, kind = "connection", remote = "[::1]:1");
 static REFUSED6: Refused6 = Refused6(Talk::new());
 
-// #[wsk_endpoint(kind = "connection", remote = "127.0.0.1:9", addr = "127.0.0.1:0")]: a local address.
-talker!(Bound4, Connection, Config {
-    remote: Some(Remote::Addr(SocketAddr::v4([127, 0, 0, 1], 9))),
-    ..Config::new("Bound4", SocketAddr::v4([127, 0, 0, 1], 0))
-});
+// A local address.
+talker!(Bound4, kind = "connection", remote = "127.0.0.1:9", addr = "127.0.0.1:0");
 static BOUND4: Bound4 = Bound4(Talk::new());
 
 /// The std peer's side of `connections` connections: read the payload, answer `reply N`, close its

@@ -9,20 +9,19 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use kinds_common::{hand_endpoint, loopback, on_windows, on_wine};
-use wsk::__private::Config;
+use kinds_common::{loopback, on_windows, on_wine};
 use wsk::{Buf, DatagramHandler, DatagramSocket, Endpoint, SocketAddr};
 use wsk_sim::faults::{self, Fault, Plan, Point, When};
 use wsk_tests::{free_port, wait_for, Session, RT};
 
 /// Echoes every datagram to its sender, except those starting with `fail`, for which it returns an
 /// error (the loop must go on).
+/// The address is replaced with `start_at`.
+#[wsk::wsk_endpoint(kind = "datagram", addr = "127.0.0.1:9")]
 struct UdpEcho {
     seen: AtomicU32,
 }
 
-// #[wsk_endpoint(kind = "datagram", addr = "127.0.0.1:9")]: the address is replaced with `start_at`.
-hand_endpoint!(UdpEcho, Datagram, Config::new("UdpEcho", SocketAddr::v4([127, 0, 0, 1], 9)));
 static UDP_ECHO: UdpEcho = UdpEcho { seen: AtomicU32::new(0) };
 
 impl DatagramHandler for UdpEcho {

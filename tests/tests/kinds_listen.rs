@@ -10,8 +10,7 @@ use std::net::TcpStream;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kinds_common::{hand_endpoint, loopback, on_windows, on_wine, V6_LOOPBACK};
-use wsk::__private::Config;
+use kinds_common::{loopback, on_windows, on_wine, V6_LOOPBACK};
 use wsk::{Buf, Connection, Endpoint, ListenHandler, SocketAddr};
 use wsk_tests::{echo_client_at, free_port, Session, RT};
 
@@ -45,9 +44,9 @@ impl Echo {
 }
 
 macro_rules! echo {
-    ($ty:ident, $kind:ident, $config:expr) => {
+    ($ty:ident, $($args:tt)*) => {
+        #[wsk::wsk_endpoint($($args)*)]
         struct $ty(Echo);
-        hand_endpoint!($ty, $kind, $config);
         impl ListenHandler for $ty {
             async fn on_connection(&'static self, conn: &mut Connection) -> wsk::Result<()> {
                 self.0.serve(conn).await
@@ -56,20 +55,17 @@ macro_rules! echo {
     };
 }
 
-// #[wsk_endpoint(kind = "listen", addr = "[::1]:9")]
-echo!(Listen6, Listen, Config::new("Listen6", SocketAddr::v6(V6_LOOPBACK, 9, 0)));
+echo!(Listen6, kind = "listen", addr = "[::1]:9");
 static LISTEN6: Listen6 = Listen6(Echo::new());
 
-// #[wsk_endpoint(kind = "listen", addr = "[::]:9")]: IPv6-only (the provider's default).
-echo!(Wild6, Listen, Config::new("Wild6", SocketAddr::v6([0; 16], 9, 0)));
+// IPv6-only (the provider's default).
+echo!(Wild6, kind = "listen", addr = "[::]:9");
 static WILD6: Wild6 = Wild6(Echo::new());
 
-// #[wsk_endpoint(kind = "listen", addr = "[::]:9", dual_stack)]
-echo!(Dual6, Listen, Config { v6only: Some(false), ..Config::new("Dual6", SocketAddr::v6([0; 16], 9, 0)) });
+echo!(Dual6, kind = "listen", addr = "[::]:9", dual_stack);
 static DUAL6: Dual6 = Dual6(Echo::new());
 
-// #[wsk_endpoint(kind = "stream", addr = "127.0.0.1:9", max_connections = 2)]
-echo!(StreamEcho, StreamListen, Config { max_connections: 2, ..Config::new("StreamEcho", SocketAddr::v4([127, 0, 0, 1], 9)) });
+echo!(StreamEcho, kind = "stream", addr = "127.0.0.1:9", max_connections = 2);
 static STREAM_ECHO: StreamEcho = StreamEcho(Echo::new());
 
 /// Echo round trips of several sizes (one over 64 KiB) and three clients at once.

@@ -1,35 +1,10 @@
-//! Shared by the `kinds_*` host tests: the hand-written stand-in for `#[wsk_endpoint]`, addresses, and a
+//! Shared by the `kinds_*` host tests: addresses, and a
 //! run wrapper that checks every counter is back to zero.
 #![allow(dead_code, unused_macros)]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use wsk::SocketAddr;
-
-/// HAND-WRITTEN until `#[wsk_endpoint]` generates these kinds (another helper rewrites the macro): the
-/// exact shape the attribute expands to (a static `Config` and `wsk::__private::start::<KIND, Self>`).
-/// The lead switches each use to `#[wsk_endpoint(...)]` on merge.
-macro_rules! hand_endpoint {
-    ($ty:ident, $kind:ident, $config:expr) => {
-        const _: () = {
-            static __WSK_CONFIG: ::wsk::__private::Config = $config;
-            #[automatically_derived]
-            impl ::wsk::Endpoint for $ty {
-                fn config(&self) -> &'static ::wsk::__private::Config {
-                    &__WSK_CONFIG
-                }
-                fn start_with(
-                    &'static self,
-                    __wsk_rt: &'static ::wsk::Runtime,
-                    __wsk_addr: ::core::option::Option<::wsk::SocketAddr>,
-                ) -> ::wsk::Result<()> {
-                    ::wsk::__private::start::<::wsk::__private::kind::$kind, Self>(self, __wsk_rt, &__WSK_CONFIG, __wsk_addr)
-                }
-            }
-        };
-    };
-}
-pub(crate) use hand_endpoint;
 
 /// `[::1]`.
 pub const V6_LOOPBACK: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
