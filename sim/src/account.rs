@@ -239,6 +239,9 @@ pub enum Rule {
     IndicationNotReleased,
     /// WskRelease of an indication the provider did not hand out, or released twice.
     IndicationUnknown,
+    /// An event callback of a socket started after its WskCloseSocket returned (WSK guarantees none does;
+    /// a driver relying on it may be unloaded by then).
+    CallbackAfterClose,
     /// An event callback enabled whose function the client's dispatch table does not have, or an event the
     /// socket category does not have.
     EventNotAvailable,

@@ -396,6 +396,7 @@ unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IR
             // A late-return hold that ends with the close (Wine) sees it now.
             crate::kernel::driver::wake();
             events::stop(socket, Duration::from_secs(5));
+            socket.lock().callbacks_over = true;
             request::cancel_all(socket);
             if config::with(|c| c.close_waits_for_callbacks) {
                 request::wait_worker_completions(socket);
