@@ -169,6 +169,12 @@ pub(crate) fn indications_held() -> u64 {
     HELD.load(Ordering::SeqCst)
 }
 
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn indications_refused() -> u64 {
+    REFUSED.load(Ordering::SeqCst)
+}
+
 /// Enables `events` on `socket` (they must be available and have callbacks) and starts its pump.
 fn enable(socket: &Arc<Socket>, events: u32) {
     let mut state = socket.lock();
@@ -769,6 +775,7 @@ fn deliver_data(socket: &Arc<Socket>, events: u32) {
     }
     if consume < peeked {
         socket.lock().indications_paused = true;
+        REFUSED.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -874,6 +881,7 @@ pub(super) unsafe extern "system" fn wsk_release_datagrams(
 
 /// Frees what the last test kept (pumps were stopped by the provider's reset).
 pub(crate) fn reset() {
+    REFUSED.store(0, Ordering::SeqCst);
     for socket in socket::all() {
         let held = std::mem::take(&mut socket.lock().held_indications);
         for pointer in held {

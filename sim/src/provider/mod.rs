@@ -56,6 +56,7 @@ pub(crate) struct Totals {
     pub(crate) npi_captured: u64,
     pub(crate) registered: u64,
     pub(crate) indications_held: u64,
+    pub(crate) indications_refused: u64,
 }
 
 pub(crate) fn totals() -> Totals {
@@ -68,6 +69,7 @@ pub(crate) fn totals() -> Totals {
         npi_captured,
         registered,
         indications_held: events::indications_held(),
+        indications_refused: events::indications_refused(),
     }
 }
 
