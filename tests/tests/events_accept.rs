@@ -56,7 +56,7 @@ fn accept_events_serve_many_connections() {
     let accepts = faults::count_points().into_iter().find(|p| p.name == "WskAccept").map_or(0, |p| p.count);
     assert_eq!(accepts, 0, "accept events never post WskAccept");
     RT.block_on(l.close()).unwrap();
-    drop(session.stop());
+    let _ = session.stop();
     assert_clean("accept events");
 }
 
@@ -71,7 +71,7 @@ fn a_null_accept_socket_means_the_listener_is_dead() {
     // The second accept event reports the listener dead.
     faults::set_plan(Plan::new().with(Point::Routine("WskAcceptEvent"), When::Nth(2), Fault::ForcedClose));
     let _first = connect(port);
-    let mut conn = RT.block_on(l.accept()).expect("the first connection");
+    let conn = RT.block_on(l.accept()).expect("the first connection");
     let _second = connect(port);
     let e = RT.block_on(l.accept()).err().expect("the listener is dead");
     assert!(e.is_forced_closed(), "{e}");
@@ -80,7 +80,7 @@ fn a_null_accept_socket_means_the_listener_is_dead() {
     assert!(e.is_closed() || e.is_forced_closed(), "{e}");
     RT.block_on(conn.close()).unwrap();
     RT.block_on(l.close()).unwrap();
-    drop(session.stop());
+    let _ = session.stop();
     assert_clean("dead listener");
 }
 
@@ -101,7 +101,7 @@ fn a_full_queue_refuses_and_close_closes_the_queued() {
     RT.block_on(l.close()).unwrap();
     wait_for("the queued connections to be closed", Duration::from_secs(5), || wsk::stats().sockets_open == 0);
     drop(clients);
-    drop(session.stop());
+    let _ = session.stop();
     assert_clean("full accept queue");
 }
 
