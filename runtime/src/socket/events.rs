@@ -527,7 +527,8 @@ pub(crate) fn shut(core: &SocketCore, s: *mut WSK_SOCKET) {
         // queue's, now ours.
         unsafe { release(s, ev.category, chain.head) };
     }
-    ev.wake();
+    // No wake here: the socket's owner is the caller, or gone (reaper, unload), and its own calls see
+    // `closing` when they next look.
 }
 
 /// Takes a connection an accept event queued, once the listener is closing (for closing it).
