@@ -179,8 +179,6 @@ pub enum Required {
     /// Every driver built on the wsk runtime has it (the image has `wsk::` functions): a renamed routine
     /// must not drop out of the check silently.
     WithRuntime,
-    /// Optional: checked when present.
-    No,
 }
 
 /// One row of [`ENTRY_POINTS`].
