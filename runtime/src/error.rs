@@ -25,6 +25,8 @@ pub enum Step {
     Socket,
     /// WskControlSocket (an option or event callback).
     Control,
+    /// WskControlSocket(SO_WSK_EVENT_CALLBACK): enabling event callbacks.
+    Events,
     /// WskBind.
     Bind,
     /// WskListen (stream sockets).
@@ -68,6 +70,7 @@ impl Step {
             Self::Allocate => "allocation",
             Self::Socket => "WskSocket",
             Self::Control => "WskControlSocket",
+            Self::Events => "WskControlSocket(SO_WSK_EVENT_CALLBACK)",
             Self::Bind => "WskBind",
             Self::Listen => "WskListen",
             Self::Accept => "WskAccept",
@@ -261,6 +264,12 @@ impl fmt::Display for Error {
         write!(f, " failed: {:#010x}", self.status as u32)?;
         if let Some(name) = status_name(self.status) {
             write!(f, " {name}")?;
+        }
+        if matches!(self.step, Step::Events) && self.status == sys::STATUS_NOT_IMPLEMENTED {
+            f.write_str(
+                ": event callbacks need WskControlSocket(SO_WSK_EVENT_CALLBACK), which this WSK provider does not \
+                 implement (Wine)",
+            )?;
         }
         Ok(())
     }

@@ -11,6 +11,12 @@
 //!               flight ─► the reaper task ends ─► the executor thread exits
 //! ```
 //!
+//! Every close here, of a retired core (`poll_teardown`) or in the shutdown pass (`close_for_shutdown`),
+//! first gives back the data indications the socket's event callbacks kept (WskRelease) and makes its
+//! callbacks refuse from then on, and closes the connections an accept event queued like a stashed
+//! accept: WSK requires every kept indication released before WskCloseSocket (see
+//! [`crate::socket::core`] and `socket/events.rs`).
+//!
 //! Nothing here blocks: `retire` only issues calls that do not wait (IoCancelIrp, WskCloseSocket), so a
 //! drop is safe on the executor thread and at DISPATCH_LEVEL. The reaper is a system task of the executor:
 //! woken by completions like any task, and with a one-second tick for the rare retry (a close that found

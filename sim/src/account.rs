@@ -49,6 +49,9 @@ pub struct Counts {
     pub registered: u64,
     /// Data indications the client kept (returned STATUS_PENDING from a receive event) and has not released.
     pub indications_held: u64,
+    /// Receive indications the client refused (STATUS_DATA_NOT_ACCEPTED, or fewer bytes accepted than
+    /// indicated) since the reset: data left for WskReceive (a total, not a leak).
+    pub indications_refused: u64,
     /// Provider calls made since the reset (every dispatch-table routine and the four NPI routines).
     pub provider_calls: u64,
     /// Device objects (IoCreateDevice) not freed yet: not deleted, or deleted and still referenced.
@@ -136,6 +139,7 @@ pub fn counts() -> Counts {
         npi_captured: provider.npi_captured,
         registered: provider.registered,
         indications_held: provider.indications_held,
+        indications_refused: provider.indications_refused,
         provider_calls: PROVIDER_CALLS.load(Ordering::Relaxed),
         devices_live: devices.live,
         object_references: devices.client_refs + threads.client_refs,
@@ -243,6 +247,9 @@ pub enum Rule {
     IndicationNotReleased,
     /// WskRelease of an indication the provider did not hand out, or released twice.
     IndicationUnknown,
+    /// An event callback of a socket started after its WskCloseSocket returned (WSK guarantees none does;
+    /// a driver relying on it may be unloaded by then).
+    CallbackAfterClose,
     /// An event callback enabled whose function the client's dispatch table does not have, or an event the
     /// socket category does not have.
     EventNotAvailable,

@@ -64,6 +64,7 @@ pub const POINTS: &[&str] = &[
     "WskReceive",
     "WskDisconnect",
     "WskRelease",
+    "WskAcceptEvent",
     "WskSendTo",
     "WskReceiveFrom",
     "WskSendMessages",

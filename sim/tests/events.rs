@@ -27,6 +27,8 @@ enum Seen {
     Data(Vec<u8>),
     Disconnected(u32),
     Datagram(Vec<u8>),
+    /// WskReceiveEvent with a NULL indication: the socket no longer works (the peer closed).
+    Ended,
 }
 
 static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
@@ -69,6 +71,11 @@ unsafe extern "system" fn on_receive(
         2,
         "callbacks run at DISPATCH_LEVEL"
     );
+    if ind.is_null() {
+        assert_eq!(bytes, 0);
+        SEEN.lock().unwrap().push(Seen::Ended);
+        return STATUS_SUCCESS;
+    }
     let data = unsafe { indication_bytes(&(*ind).Buffer) };
     assert_eq!(data.len(), bytes);
     SEEN.lock().unwrap().push(Seen::Data(data));
@@ -100,11 +107,14 @@ unsafe extern "system" fn on_accept(
     accept_ctx: *mut *mut c_void,
     accept_dispatch: *mut *const WSK_CLIENT_CONNECTION_DISPATCH,
 ) -> NTSTATUS {
-    assert!(!local.is_null() && !remote.is_null());
+    assert!(socket.is_null() || (!local.is_null() && !remote.is_null()));
     if *ANSWER.lock().unwrap() == STATUS_REQUEST_NOT_ACCEPTED {
         return STATUS_REQUEST_NOT_ACCEPTED;
     }
     SEEN.lock().unwrap().push(Seen::Accepted(socket as usize));
+    if socket.is_null() {
+        return STATUS_SUCCESS;
+    }
     unsafe {
         *accept_ctx = 0x1234 as *mut c_void;
         *accept_dispatch = &CONNECTION_EVENTS;
@@ -415,6 +425,67 @@ fn static_event_callbacks() {
         let c = accepted(&s);
         peer.write_all(b"static").unwrap();
         wait_for(|s| s.contains(&Seen::Data(b"static".to_vec())));
+        close(c);
+        close(l);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn listener_death_is_a_null_accept_socket() {
+    let _sim = wsk_sim::exclusive();
+    fresh(STATUS_SUCCESS);
+    scenario(|| {
+        let client = Client::new();
+        let (l, addr) = event_listener(&client);
+        assert_eq!(enable(l, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
+        wsk_sim::faults::set_plan(wsk_sim::faults::Plan::new().with(
+            wsk_sim::faults::Point::Routine("WskAcceptEvent"),
+            wsk_sim::faults::When::Nth(1),
+            wsk_sim::faults::Fault::ForcedClose,
+        ));
+        let _peer = TcpStream::connect(addr).unwrap();
+        wait_for(|s| s.contains(&Seen::Accepted(0)));
+        // Dead: every call but close says so.
+        assert_eq!(enable(l, WSK_EVENT_ACCEPT), STATUS_FILE_FORCED_CLOSED);
+        close(l);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn peer_close_without_disconnect_event_is_a_null_indication() {
+    let _sim = wsk_sim::exclusive();
+    fresh(STATUS_SUCCESS);
+    scenario(|| {
+        let client = Client::new();
+        let (l, peer, c) = accepted_with_data(&client, b"bye");
+        peer.shutdown(std::net::Shutdown::Write).unwrap();
+        wait_for(|s| s.contains(&Seen::Ended));
+        close(c);
+        close(l);
+        client.shutdown();
+    });
+}
+
+#[test]
+fn a_failed_release_leaves_the_indication_kept() {
+    let _sim = wsk_sim::exclusive();
+    fresh(STATUS_PENDING);
+    scenario(|| {
+        let client = Client::new();
+        let (l, _peer, c) = accepted_with_data(&client, b"kept");
+        wsk_sim::faults::set_plan(wsk_sim::faults::Plan::fail_nth("WskRelease", 1, STATUS_UNSUCCESSFUL));
+        let kept = KEPT.lock().unwrap().pop().unwrap();
+        assert_eq!(
+            unsafe { (conn(c).WskRelease)(c, kept as *mut WSK_DATA_INDICATION) },
+            STATUS_UNSUCCESSFUL
+        );
+        assert_eq!(wsk_sim::counts().indications_held, 1);
+        assert_eq!(
+            unsafe { (conn(c).WskRelease)(c, kept as *mut WSK_DATA_INDICATION) },
+            STATUS_SUCCESS
+        );
         close(c);
         close(l);
         client.shutdown();

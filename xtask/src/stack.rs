@@ -146,6 +146,11 @@ pub const AT_MOST_ONCE: &[(&str, &str)] = &[
         "*<impl wsk::endpoint::Endpoint for *>::start_with",
         "an endpoint is started once, from DriverEntry",
     ),
+    (
+        "wsk::socket::events::shut",
+        "its only indirect call is WskRelease through the provider's dispatch table, provider code that \
+         never calls back into the driver",
+    ),
 ];
 
 /// Names of the stack probe routines: calling one means a frame of more than a page.
@@ -174,8 +179,6 @@ pub enum Required {
     /// Every driver built on the wsk runtime has it (the image has `wsk::` functions): a renamed routine
     /// must not drop out of the check silently.
     WithRuntime,
-    /// Optional: checked when present.
-    No,
 }
 
 /// One row of [`ENTRY_POINTS`].
@@ -217,8 +220,10 @@ pub const ENTRY_POINTS: &[EntryPoint] = &[
     },
     EntryPoint {
         label: "event callback",
-        pattern: Pattern::Name("wsk::events::*"),
-        required: Required::No,
+        // WskAcceptEvent, WskReceiveEvent, WskDisconnectEvent, WskReceiveFromEvent: the runtime hands their
+        // table to every WskSocket / WskAccept, so every wsk driver has them.
+        pattern: Pattern::Name("wsk::socket::events::on_*"),
+        required: Required::WithRuntime,
     },
 ];
 

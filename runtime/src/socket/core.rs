@@ -31,13 +31,14 @@ use core::ptr::{self, NonNull};
 use core::task::{Context, Poll};
 use core::time::Duration;
 
+use super::events::{self, EventState};
 use crate::addr::SocketAddr;
 use crate::buf::{Buf, IoBuf, IoBufMut};
 use crate::error::{Error, Result, Step};
 use crate::irp::{Issued, IrpSlot};
 use crate::pool::{self, PoolBox};
 use crate::runtime::Runtime;
-use crate::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use crate::sys::{self, IRP, MDL, NTSTATUS, WSK_BUF, WSK_SOCKET};
 use crate::time::{self, Instant};
 
@@ -120,6 +121,12 @@ pub(crate) struct SocketCore {
     /// Its owner gave it up (it is on, or was taken from, the reaper's list).
     pub(crate) retired: UnsafeCell<bool>,
     pub(crate) reap_next: UnsafeCell<*mut SocketCore>,
+    /// The event callbacks' state ([`super::events`]): null until events are first enabled, then set once
+    /// and freed with the core.
+    events: AtomicPtr<EventState>,
+    /// The provider socket was created (WskSocket) or accepted (WskAccept) with this core as its socket
+    /// context and the runtime's client dispatch table, so its event callbacks may be enabled.
+    own_context: AtomicBool,
 }
 
 // SAFETY: per the invariants, the non-atomic state is reached only by one owner at a time (moving with it
@@ -317,6 +324,8 @@ impl SocketCore {
             registered: UnsafeCell::new(false),
             retired: UnsafeCell::new(false),
             reap_next: UnsafeCell::new(ptr::null_mut()),
+            events: AtomicPtr::new(ptr::null_mut()),
+            own_context: AtomicBool::new(false),
         };
         let ptr = PoolBox::try_new(core).map_err(|_| Error::no_memory())?.into_raw();
         // SAFETY: a fresh core; registering it makes the runtime close it at shutdown if it is leaked.
@@ -336,6 +345,32 @@ impl SocketCore {
         self.sock.store(s, Ordering::Release);
         pool::SOCKETS_OPEN.inc();
         pool::SOCKETS_TOTAL.inc();
+    }
+
+    /// The event state, once events were enabled.
+    pub(crate) fn event_state(&self) -> Option<&EventState> {
+        // SAFETY: set once (by the owner, before any callback can use it) and freed only with the core.
+        NonNull::new(self.event_state_ptr()).map(|p| unsafe { &*p.as_ptr() })
+    }
+
+    /// The event state pointer (null until events were enabled), for the callbacks.
+    pub(crate) fn event_state_ptr(&self) -> *mut EventState {
+        self.events.load(Ordering::Acquire)
+    }
+
+    /// Installs the event state (owner only, once, before events are enabled).
+    pub(crate) fn set_event_state(&self, p: NonNull<EventState>) {
+        self.events.store(p.as_ptr(), Ordering::Release);
+    }
+
+    /// Whether the provider socket carries this core as its socket context (see the field).
+    pub(crate) fn own_context(&self) -> bool {
+        self.own_context.load(Ordering::Acquire)
+    }
+
+    /// Records that the provider socket was given this core as its socket context.
+    pub(crate) fn set_own_context(&self) {
+        self.own_context.store(true, Ordering::Release);
     }
 
     /// The socket and its provider dispatch table of type `D` (the category the socket was created with).
@@ -550,7 +585,11 @@ impl SocketCore {
 
     /// Takes the stash for closing (the reaper's shutdown pass, which may not touch owner state).
     pub(crate) fn take_stash_for_close(&self) -> *mut WSK_SOCKET {
-        let s = self.stash.swap(ptr::null_mut(), Ordering::AcqRel);
+        let mut s = self.stash.swap(ptr::null_mut(), Ordering::AcqRel);
+        if s.is_null() {
+            // A connection an accept event queued (only once the listener is closing: none follows).
+            s = events::take_accepted_for_close(self);
+        }
         if !s.is_null() {
             pool::SOCKETS_OPEN.dec();
         }
@@ -561,7 +600,7 @@ impl SocketCore {
     /// closing. Pairs with [`Self::close_for_shutdown`], Dekker style: the caller increments `calls` and
     /// then reads `sock`, the closer swaps `sock` and then reads `calls` (all SeqCst), so either the caller
     /// sees the socket gone or the closer sees the call and waits.
-    fn enter_call(&self) -> bool {
+    pub(crate) fn enter_call(&self) -> bool {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.sock.load(Ordering::SeqCst).is_null() {
             self.calls.fetch_sub(1, Ordering::SeqCst);
@@ -571,7 +610,7 @@ impl SocketCore {
     }
 
     /// The provider call announced by [`Self::enter_call`] has returned.
-    fn exit_call(&self) {
+    pub(crate) fn exit_call(&self) {
         self.calls.fetch_sub(1, Ordering::SeqCst);
     }
 
@@ -595,6 +634,8 @@ impl SocketCore {
     /// IoSetCompletionRoutineEx's status when it has no memory; the socket stays open for a retry.
     pub(crate) fn start_close(&self) -> Result<(), NTSTATUS> {
         let Some((s, close)) = self.take_for_close() else { return Ok(()) };
+        // Kept data indications go back before WskCloseSocket; callbacks refuse from here on.
+        events::shut(self, s);
         // SAFETY: the close slot is used only by whoever took the socket out (invariant), and is idle; the
         // core is pool-resident; `s` is live and WskCloseSocket may be called while IRPs are pending on it.
         match unsafe { self.close_slot.issue(self.rt.completion_device(), |irp| close(s, irp)) } {
@@ -630,6 +671,8 @@ impl SocketCore {
                 self.sock.store(s, Ordering::SeqCst);
                 return Ok(true);
             }
+            // No owner call is in progress and none can start: give kept indications back first.
+            events::shut(self, s);
             // SAFETY: as in `start_close`; no call is in progress on `s` (checked after taking it).
             match unsafe { self.close_slot.issue(self.rt.completion_device(), |irp| close(s, irp)) } {
                 Ok(_) => pool::SOCKETS_OPEN.dec(),
@@ -726,6 +769,7 @@ impl SocketCore {
             && !self.close_slot.is_completed()
             && self.sock().is_null()
             && self.stash.load(Ordering::Acquire).is_null()
+            && events::no_accepted(self)
     }
 
     /// Describes `len` bytes at `data` with the socket's MDL and returns the WSK_BUF the provider reads.
@@ -819,6 +863,10 @@ impl Drop for SocketCore {
         // SAFETY: our own MDL allocation; no WSK_BUF in flight references it.
         unsafe { pool::free(self.mdl.cast()) };
         pool::MDLS_LIVE.dec();
+        if let Some(p) = NonNull::new(*self.events.get_mut()) {
+            // SAFETY: the core is quiet and closed: no callback can reach the event state any more.
+            unsafe { events::free_state(p) };
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! [`core`] for what happens to the IRP, the buffer and any data that still arrives.
 
 pub(crate) mod core;
+mod events;
 
 use ::core::ptr;
 use ::core::time::Duration;
@@ -49,10 +50,15 @@ async fn create(core: &SocketCore, family: u16, flags: u32) -> Result<()> {
             core.rt.provider().ok_or(Error::new(Step::Socket, sys::STATUS_INVALID_DEVICE_STATE))?;
         // SAFETY: the provider NPI stays captured while the runtime runs (sockets are closed before release).
         let wsk_socket = unsafe { (*dispatch).WskSocket };
+        // The core is the socket context and the runtime's table of the category the client dispatch, so
+        // event callbacks can be enabled later ([`events`]); none runs until they are.
+        let context = ::core::ptr::from_ref(core).cast_mut().cast::<::core::ffi::c_void>();
+        let client_dispatch = events::dispatch_for(flags);
         core.op_plain(Step::Socket, move |irp| {
-            // SAFETY: valid client and IRP; no socket context or client dispatch (no event callbacks).
+            // SAFETY: valid client and IRP; the context is the pool-resident core, which outlives the
+            // socket's callbacks (freed only after WskCloseSocket completed); the table is a static.
             unsafe {
-                wsk_socket(client, family, socket_type, protocol, flags, ptr::null_mut(), ptr::null(),
+                wsk_socket(client, family, socket_type, protocol, flags, context, client_dispatch,
                     ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), irp)
             }
         })
@@ -63,6 +69,7 @@ async fn create(core: &SocketCore, family: u16, flags: u32) -> Result<()> {
         return Err(Error::new(Step::Socket, sys::STATUS_UNSUCCESSFUL));
     }
     core.adopt(info as *mut WSK_SOCKET);
+    core.set_own_context();
     Ok(())
 }
 
@@ -152,9 +159,14 @@ async fn accept_on(listener: &SocketCore, accept: sys::PFN_WSK_ACCEPT, addr: Soc
             return Err(not_open(Step::Accept).at(addr));
         }
         let (pl, pr) = listener.accept_storage();
+        // The new core is the accepted socket's context, for its event callbacks; a connection that an
+        // abandoned accept stashes gets another core and never has its callbacks enabled.
+        let context = ::core::ptr::from_ref(&*new).cast_mut().cast::<::core::ffi::c_void>();
+        let flag = if stream { sys::WSK_FLAG_STREAM_SOCKET } else { sys::WSK_FLAG_CONNECTION_SOCKET };
+        let client_dispatch = events::dispatch_for(flag).cast::<sys::WSK_CLIENT_CONNECTION_DISPATCH>();
         // SAFETY: live listener; the address storage lives in the listener's core (stable until the
-        // completion is collected, even if this future is dropped).
-        listener.op_plain(Step::Accept, move |irp| unsafe { accept(s, 0, ptr::null_mut(), ptr::null(), pl, pr, irp) })
+        // completion is collected, even if this future is dropped); context and table as in `create`.
+        listener.op_plain(Step::Accept, move |irp| unsafe { accept(s, 0, context, client_dispatch, pl, pr, irp) })
     };
     let (status, info) = op.await;
     check(Step::Accept, status).map_err(|e| e.at(addr))?;
@@ -162,6 +174,7 @@ async fn accept_on(listener: &SocketCore, accept: sys::PFN_WSK_ACCEPT, addr: Soc
         return Err(Error::new(Step::Accept, sys::STATUS_UNSUCCESSFUL).at(addr));
     }
     new.adopt(info as *mut WSK_SOCKET);
+    new.set_own_context();
     let (local, remote) = listener.accepted_addrs();
     Ok(Connection { core: new, local: local.unwrap_or(addr), remote: remote.unwrap_or(addr.unspecified_like()), stream })
 }
@@ -199,6 +212,9 @@ impl ListenSocket {
     /// # Errors
     /// [`Step::Allocate`] without memory, [`Step::Accept`] with the provider's status.
     pub async fn accept(&mut self) -> Result<Connection> {
+        if let Some(r) = self.accept_queued().await {
+            return r;
+        }
         let d = self.core.dispatch::<sys::WSK_PROVIDER_LISTEN_DISPATCH>().ok_or(not_open(Step::Accept))?.1.WskAccept;
         accept_on(&self.core, d, self.addr, false).await
     }
@@ -395,6 +411,14 @@ impl Connection {
         if let Some(n) = self.core.take_leftover(&mut buf) {
             buf.set_received(n);
             return Ok(buf);
+        }
+        match self.recv_events(&mut buf, limit).await {
+            Some(Ok(n)) => {
+                buf.set_received(n);
+                return Ok(buf);
+            }
+            Some(Err(error)) => return Err(BufError { error, buf }),
+            None => {}
         }
         let len = room(&mut buf).1;
         if len == 0 {
@@ -625,6 +649,10 @@ impl DatagramSocket {
             buf.set_received(len);
             return Ok((Datagram { len, from, truncated }, buf));
         }
+        let mut buf = match self.recv_from_events(buf).await {
+            Ok(r) => return r,
+            Err(buf) => buf,
+        };
         let len = room(&mut buf).1;
         let op = {
             let Some((s, d)) = self.core.dispatch::<sys::WSK_PROVIDER_DATAGRAM_DISPATCH>() else {

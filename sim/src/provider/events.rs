@@ -12,6 +12,13 @@
 //! until WskRelease; one still kept at WskCloseSocket is a violation ([`Rule::IndicationNotReleased`]).
 //! An indication's memory (WSK_DATA_INDICATION, MDL, data, address) is the simulation's, not the client's
 //! pool.
+//!
+//! A peer's close reaches a socket with receive events but no disconnect event as WskReceiveEvent with a
+//! NULL indication (the socket no longer works). A callback that would start after the socket's
+//! WskCloseSocket returned is a violation ([`Rule::CallbackAfterClose`]). Fault points of their own:
+//! `WskAcceptEvent` (any fault: the listener dies, and the callback gets a NULL AcceptSocket, as Windows
+//! reports a dead listener) and `WskRelease` (any fault: the release does not happen and the call returns
+//! the fault's status, which is what a client that forgets WskRelease looks like at close).
 
 use std::ffi::c_void;
 use std::io::{self, ErrorKind};
@@ -35,6 +42,7 @@ use super::request::Outcome;
 use super::socket::{self, Kind, Socket};
 use super::{addr, listen, registration};
 use crate::account::{self, violation, Rule};
+use crate::faults::{self, Fault};
 use crate::kernel::irql::{self, Frame};
 use crate::kernel::stack;
 use crate::sync::{lock, spin_until};
@@ -159,6 +167,12 @@ pub(crate) fn pumps_live() -> u64 {
 
 pub(crate) fn indications_held() -> u64 {
     HELD.load(Ordering::SeqCst)
+}
+
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn indications_refused() -> u64 {
+    REFUSED.load(Ordering::SeqCst)
 }
 
 /// Enables `events` on `socket` (they must be available and have callbacks) and starts its pump.
@@ -503,6 +517,12 @@ pub(crate) fn drop_held(socket: &Socket) {
 
 /// Runs one callback (`event` names it) inside a callback frame at DISPATCH_LEVEL.
 fn in_callback<R>(socket: &Socket, event: &'static str, f: impl FnOnce() -> R) -> R {
+    if socket.lock().callbacks_over {
+        violation(
+            Rule::CallbackAfterClose,
+            format!("{event} called on socket #{} after its WskCloseSocket returned", socket.id),
+        );
+    }
     let _frame = irql::enter(Frame::Callback {
         socket: socket.id,
         event,
@@ -570,7 +590,7 @@ fn run(socket: &Arc<Socket>, pump: &Pump) {
             continue;
         }
         if accept && socket.lock().listening {
-            deliver_accepts(socket);
+            deliver_accepts(socket, pump);
         } else if datagrams {
             deliver_datagram(socket);
         } else if data {
@@ -579,12 +599,48 @@ fn run(socket: &Arc<Socket>, pump: &Pump) {
     }
 }
 
-fn deliver_accepts(listener: &Arc<Socket>) {
+/// The listener dies (a `WskAcceptEvent` fault): every later call on it is STATUS_FILE_FORCED_CLOSED, and
+/// WskAcceptEvent is told so with a NULL AcceptSocket.
+fn listener_dies(listener: &Arc<Socket>, callback: PFN_WSK_ACCEPT_EVENT) {
+    {
+        let mut state = listener.lock();
+        state.forced_closed = true;
+        state.events &= !WSK_EVENT_ACCEPT;
+    }
+    let (context, _) = listener.callbacks();
+    let mut accept_context: *mut c_void = null_mut();
+    let mut accept_dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH = std::ptr::null();
+    in_callback(listener, "WskAcceptEvent", || {
+        // SAFETY: the client's WskAcceptEvent; a NULL socket (and addresses) tells it the listener is dead.
+        unsafe {
+            callback(
+                context as *mut c_void,
+                WSK_FLAG_AT_DISPATCH_LEVEL,
+                null_mut(),
+                null_mut(),
+                null_mut(),
+                &mut accept_context,
+                &mut accept_dispatch,
+            )
+        }
+    });
+}
+
+fn deliver_accepts(listener: &Arc<Socket>, pump: &Pump) {
     // SAFETY: the listener's client dispatch table (WSK requirement).
     let Some(callback) = (unsafe { callbacks(listener) }).accept else {
         return;
     };
-    while let Some(Ok((accepted, local, remote))) = listen::accept_one(listener, 0, 0) {
+    loop {
+        if pump.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if faults::visit("WskAcceptEvent", faults::Kind::Call).is_some() {
+            return listener_dies(listener, callback);
+        }
+        let Some(Ok((accepted, local, remote))) = listen::accept_one(listener, 0, 0) else {
+            return;
+        };
         let (context, _) = listener.callbacks();
         let mut local = addr::encode(&local);
         let mut remote = addr::encode(&remote);
@@ -641,7 +697,18 @@ fn disconnected(socket: &Socket, flags: u32) {
     socket.lock().peer_closed = true;
     // SAFETY: the socket's client dispatch table (WSK requirement).
     let cb = unsafe { callbacks(socket) };
-    if socket.lock().events & WSK_EVENT_DISCONNECT == 0 {
+    let events = socket.lock().events;
+    if events & WSK_EVENT_DISCONNECT == 0 {
+        if events & WSK_EVENT_RECEIVE != 0 {
+            if let Some(callback) = cb.receive {
+                let (context, _) = socket.callbacks();
+                let mut accepted = 0_usize;
+                // SAFETY: the client's WskReceiveEvent; a NULL indication: the socket no longer works.
+                in_callback(socket, "WskReceiveEvent", || unsafe {
+                    callback(context as *mut c_void, WSK_FLAG_AT_DISPATCH_LEVEL, null_mut(), 0, &mut accepted)
+                });
+            }
+        }
         return;
     }
     if let Some(callback) = cb.disconnect {
@@ -708,6 +775,7 @@ fn deliver_data(socket: &Arc<Socket>, events: u32) {
     }
     if consume < peeked {
         socket.lock().indications_paused = true;
+        REFUSED.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -765,6 +833,11 @@ fn release(handle: *mut WSK_SOCKET, first: usize, datagram: bool) -> NTSTATUS {
         Ok(s) => s,
         Err(status) => return status,
     };
+    match faults::visit("WskRelease", faults::Kind::Call) {
+        None => {}
+        Some(Fault::Fail(status) | Fault::FailWithoutCompleting(status)) => return status,
+        Some(_) => return STATUS_INVALID_PARAMETER,
+    }
     let mut next = first;
     while next != 0 {
         let known = {
@@ -808,6 +881,7 @@ pub(super) unsafe extern "system" fn wsk_release_datagrams(
 
 /// Frees what the last test kept (pumps were stopped by the provider's reset).
 pub(crate) fn reset() {
+    REFUSED.store(0, Ordering::SeqCst);
     for socket in socket::all() {
         let held = std::mem::take(&mut socket.lock().held_indications);
         for pointer in held {

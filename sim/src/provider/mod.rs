@@ -59,6 +59,7 @@ pub(crate) struct Totals {
     pub(crate) registered: u64,
     pub(crate) indications_held: u64,
     pub(crate) addrinfo_lists_live: u64,
+    pub(crate) indications_refused: u64,
 }
 
 pub(crate) fn totals() -> Totals {
@@ -72,6 +73,7 @@ pub(crate) fn totals() -> Totals {
         registered,
         indications_held: events::indications_held(),
         addrinfo_lists_live: resolve::lists_live(),
+        indications_refused: events::indications_refused(),
     }
 }
 
@@ -401,6 +403,7 @@ unsafe extern "system" fn wsk_close_socket(handle: *mut WSK_SOCKET, irp: *mut IR
             // A late-return hold that ends with the close (Wine) sees it now.
             crate::kernel::driver::wake();
             events::stop(socket, Duration::from_secs(5));
+            socket.lock().callbacks_over = true;
             request::cancel_all(socket);
             if config::with(|c| c.close_waits_for_callbacks) {
                 request::wait_worker_completions(socket);

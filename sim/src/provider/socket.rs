@@ -91,6 +91,8 @@ pub(crate) struct SockState {
     pub(crate) indications_paused: bool,
     /// The peer's close was seen (and reported by a disconnect event, if enabled).
     pub(crate) peer_closed: bool,
+    /// WskCloseSocket stopped the socket's callbacks: none may start any more.
+    pub(crate) callbacks_over: bool,
 }
 
 /// One WSK socket.

@@ -209,7 +209,6 @@ pub fn analyse(image: &str, data: &[u8]) -> Result<Analysis> {
             let required = match ep.required {
                 Required::Always => true,
                 Required::WithRuntime => uses_runtime,
-                Required::No => false,
             };
             if required {
                 let what = match ep.pattern {
