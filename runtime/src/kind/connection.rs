@@ -6,7 +6,7 @@ use core::time::Duration;
 
 use super::Kind;
 use crate::addr::SocketAddr;
-use crate::endpoint::{Config, Remote};
+use crate::endpoint::{Config, Events, Remote};
 use crate::error::{Error, Result, Step};
 use crate::runtime::Runtime;
 use crate::socket::{BindOptions, Connection as Socket};
@@ -93,6 +93,8 @@ struct Plan {
     /// The address family a remote name is resolved in.
     family: u16,
     options: BindOptions,
+    /// The event callbacks to enable after connect.
+    events: Events,
 }
 
 /// The wildcard address, or port 0: not a place to connect to.
@@ -129,7 +131,7 @@ fn plan(config: &Config, addr: Option<SocketAddr>) -> Result<Plan> {
         Remote::Name { .. } => config.addr.family(),
     };
     let options = BindOptions { exclusive: config.exclusive, v6only: config.v6only };
-    Ok(Plan { remote, local: declared, family, options })
+    Ok(Plan { remote, local: declared, family, options, events: config.events })
 }
 
 /// The start of every connecting kind (`stream`: over a stream socket): checks the plan, spawns the
@@ -181,6 +183,11 @@ async fn attempt<E: ConnectionHandler>(
         Remote::Name { host, port } => crate::resolve::resolve(rt, host, port, Some(plan.family)).await?,
     };
     let mut conn = Socket::connect_kind(rt, remote, plan.local, plan.options, stream).await?;
+    if plan.events.receive || plan.events.disconnect {
+        // SO_WSK_EVENT_CALLBACK after connect, as WSK requires; on failure the connection is closed by the
+        // call, and the error goes to `on_closed` like any failed step.
+        conn.enable_events(plan.events.receive, plan.events.disconnect).await.map_err(|e| e.at(remote))?;
+    }
     log::debug!("{name}: connected to {remote} from {}", conn.local_addr());
     let result = ep.on_connected(&mut conn).await;
     super::end_connection(conn, result.is_ok(), name).await;

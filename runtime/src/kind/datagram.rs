@@ -57,8 +57,17 @@ impl<E: DatagramHandler> Kind<E> for Datagram {
         let addr = addr.unwrap_or(config.addr);
         let options = BindOptions { exclusive: config.exclusive, v6only: config.v6only };
         let buf = Buf::with_capacity(MAX_DATAGRAM).map_err(|e| e.at(addr))?;
+        let receive_events = config.events.receive;
+        let open = async move {
+            let mut socket = DatagramSocket::bind(rt, addr, options).await?;
+            if receive_events {
+                // WskReceiveFromEvent, after bind; on failure the socket is closed by the call.
+                socket.enable_receive_events().await.map_err(|e| e.at(addr))?;
+            }
+            Ok::<DatagramSocket, Error>(socket)
+        };
         let socket = rt
-            .block_on(time::timeout(OPEN_TIMEOUT, DatagramSocket::bind(rt, addr, options)))
+            .block_on(time::timeout(OPEN_TIMEOUT, open))
             .map_err(|_| Error::new(Step::Timeout, sys::STATUS_IO_TIMEOUT).at(addr))??;
         let name = config.name;
         // On error the closure (socket and buffer in it) is dropped: the socket is closed by the reaper.

@@ -55,11 +55,18 @@ impl<E: ListenHandler> Kind<E> for Listen {
 pub(crate) trait Acceptor: Send + 'static {
     /// Accepts one connection (one WskAccept in flight: it borrows the listener mutably).
     fn accept(&mut self) -> impl Future<Output = Result<Connection>> + Send;
+
+    /// Enables WskAcceptEvent (`events(accept)`), after bind.
+    fn enable_accept_events(&mut self) -> impl Future<Output = Result<()>> + Send;
 }
 
 impl Acceptor for ListenSocket {
     fn accept(&mut self) -> impl Future<Output = Result<Connection>> + Send {
         ListenSocket::accept(self)
+    }
+
+    fn enable_accept_events(&mut self) -> impl Future<Output = Result<()>> + Send {
+        ListenSocket::enable_accept_events(self)
     }
 }
 
@@ -67,11 +74,16 @@ impl Acceptor for StreamListener {
     fn accept(&mut self) -> impl Future<Output = Result<Connection>> + Send {
         StreamListener::accept(self)
     }
+
+    /// Stream sockets have no event callbacks in wsk (the attribute refuses `events` on `stream`).
+    fn enable_accept_events(&mut self) -> impl Future<Output = Result<()>> + Send {
+        core::future::ready(Err(Error::new(Step::Events, sys::STATUS_NOT_SUPPORTED)))
+    }
 }
 
 /// The start of every listening kind: opens the listener with `bind` (blocking, bounded by
-/// [`OPEN_TIMEOUT`]) at `addr` (or the declared address) with the declared options, then spawns the accept
-/// loop.
+/// [`OPEN_TIMEOUT`]) at `addr` (or the declared address) with the declared options, enables the declared
+/// accept events (after bind, as WSK requires), then spawns the accept loop.
 pub(crate) fn start_listener<E, L, B, F>(
     ep: &'static E,
     rt: &'static Runtime,
@@ -89,8 +101,17 @@ where
     let options = BindOptions { exclusive: config.exclusive, v6only: config.v6only };
     let limit = Limit::new(config.max_connections)
         .ok_or(Error::new(Step::Allocate, sys::STATUS_INSUFFICIENT_RESOURCES).at(addr))?;
+    let accept_events = config.events.accept;
+    let open = async move {
+        let mut listener = bind(rt, addr, options).await?;
+        if accept_events {
+            // On failure the listener is closed by `enable_accept_events`.
+            listener.enable_accept_events().await.map_err(|e| e.at(addr))?;
+        }
+        Ok::<L, Error>(listener)
+    };
     let listener = rt
-        .block_on(time::timeout(OPEN_TIMEOUT, bind(rt, addr, options)))
+        .block_on(time::timeout(OPEN_TIMEOUT, open))
         .map_err(|_| Error::new(Step::Timeout, sys::STATUS_IO_TIMEOUT).at(addr))??;
     let name = config.name;
     // On error the closure (and the listener in it) is dropped: the listener is closed by the reaper.

@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use wsk_sys::{
-    IPPROTO_TCP, IRP, NTSTATUS, SOCKADDR, SOCK_STREAM, STATUS_INVALID_DEVICE_STATE,
+    IPPROTO_TCP, IRP, NTSTATUS, SOCKADDR, SOCK_STREAM, STATUS_CONNECTION_RESET, STATUS_INVALID_DEVICE_STATE,
     STATUS_INVALID_PARAMETER, STATUS_SUCCESS, WSK_BUF, WSK_CLIENT, WSK_CLIENT_CONNECTION_DISPATCH,
     WSK_FLAG_ABORTIVE, WSK_SOCKET,
 };
@@ -146,7 +146,11 @@ impl IoTask for ReceiveTask {
                 return Attempt::Done(STATUS_INVALID_DEVICE_STATE, 0);
             };
             match result {
-                // The peer closed: what we have, or 0 for a graceful close.
+                // The peer closed: what we have, or 0 for a graceful close; a reset stays a reset (Linux
+                // reports it to one read only, which may have been the event poller's).
+                Ok(0) if self.received == 0 && self.socket.lock().peer_reset => {
+                    return Attempt::Done(STATUS_CONNECTION_RESET, 0)
+                }
                 Ok(0) => return Attempt::Done(STATUS_SUCCESS, self.received),
                 Ok(n) => {
                     self.received += n;
@@ -156,7 +160,12 @@ impl IoTask for ReceiveTask {
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Attempt::WouldBlock,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => return Attempt::Done(addr::status_of(&err), 0),
+                Err(err) => {
+                    if err.kind() == ErrorKind::ConnectionReset {
+                        self.socket.lock().peer_reset = true;
+                    }
+                    return Attempt::Done(addr::status_of(&err), 0);
+                }
             }
         }
     }

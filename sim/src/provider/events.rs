@@ -478,10 +478,22 @@ fn datagram_block(bytes: &[u8], from: &std::net::SocketAddr) -> Box<DatagramBloc
     block
 }
 
-/// Keeps an indication the client returned STATUS_PENDING for.
+/// Lists an indication as held by the client *before* it is indicated: a client that keeps it
+/// (STATUS_PENDING) may release it on another thread before the callback has even returned.
 fn hold(socket: &Socket, pointer: usize) {
     socket.lock().held_indications.push(pointer);
     HELD.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Takes back an indication the client did not keep (its callback did not return STATUS_PENDING), if it
+/// is still listed (a misbehaving client may have released it anyway: then the release freed it).
+/// True when it was listed (and must now be freed by the caller).
+fn unhold(socket: &Socket, pointer: usize) -> bool {
+    let mut state = socket.lock();
+    let Some(i) = state.held_indications.iter().position(|&p| p == pointer) else { return false };
+    state.held_indications.swap_remove(i);
+    HELD.fetch_sub(1, Ordering::SeqCst);
+    true
 }
 
 /// Frees a held indication.
@@ -694,7 +706,11 @@ fn read(socket: &Socket, buf: &mut [u8], peek: bool) -> Option<io::Result<usize>
 }
 
 fn disconnected(socket: &Socket, flags: u32) {
-    socket.lock().peer_closed = true;
+    {
+        let mut state = socket.lock();
+        state.peer_closed = true;
+        state.peer_reset |= flags & WSK_FLAG_ABORTIVE != 0;
+    }
     // SAFETY: the socket's client dispatch table (WSK requirement).
     let cb = unsafe { callbacks(socket) };
     let events = socket.lock().events;
@@ -730,7 +746,9 @@ fn deliver_data(socket: &Arc<Socket>, events: u32) {
         Some(Err(_)) => return disconnected(socket, WSK_FLAG_ABORTIVE),
     };
     if peeked == 0 {
-        return disconnected(socket, 0);
+        // A reset a WskReceive saw first reads as 0 now: still a reset.
+        let flags = if socket.lock().peer_reset { WSK_FLAG_ABORTIVE } else { 0 };
+        return disconnected(socket, flags);
     }
     if events & WSK_EVENT_RECEIVE == 0 {
         // Only disconnect events: leave the data to WskReceive until the peer closes.
@@ -742,6 +760,7 @@ fn deliver_data(socket: &Arc<Socket>, events: u32) {
         return;
     };
     let block = Box::into_raw(data_block(&buf[..peeked]));
+    hold(socket, block as usize);
     let (context, _) = socket.callbacks();
     let mut accepted = 0_usize;
     let status = in_callback(socket, "WskReceiveEvent", || {
@@ -764,10 +783,8 @@ fn deliver_data(socket: &Arc<Socket>, events: u32) {
         // Anything else is taken as STATUS_DATA_NOT_ACCEPTED.
         _ => 0,
     };
-    if status == STATUS_PENDING {
-        hold(socket, block as usize);
-    } else {
-        // SAFETY: `block` came from Box::into_raw above and the client did not keep it.
+    if status != STATUS_PENDING && unhold(socket, block as usize) {
+        // SAFETY: `block` came from Box::into_raw above, the client did not keep it and it is unlisted.
         unsafe { drop(Box::from_raw(block)) };
     }
     if consume > 0 {
@@ -807,6 +824,7 @@ fn deliver_datagram(socket: &Arc<Socket>) {
         return;
     };
     let block = Box::into_raw(datagram_block(&buf[..n], &sender));
+    hold(socket, block as usize);
     let (context, _) = socket.callbacks();
     let status = in_callback(socket, "WskReceiveFromEvent", || {
         // SAFETY: the client's WskReceiveFromEvent; the indication lives until freed below or released.
@@ -818,10 +836,8 @@ fn deliver_datagram(socket: &Arc<Socket>) {
             )
         }
     });
-    if status == STATUS_PENDING {
-        hold(socket, block as usize);
-    } else {
-        // SAFETY: `block` came from Box::into_raw above and the client did not keep it.
+    if status != STATUS_PENDING && unhold(socket, block as usize) {
+        // SAFETY: `block` came from Box::into_raw above, the client did not keep it and it is unlisted.
         unsafe { drop(Box::from_raw(block)) };
     }
 }

@@ -91,6 +91,9 @@ pub(crate) struct SockState {
     pub(crate) indications_paused: bool,
     /// The peer's close was seen (and reported by a disconnect event, if enabled).
     pub(crate) peer_closed: bool,
+    /// The peer reset the connection. Linux reports ECONNRESET to one read only (later reads give 0); on
+    /// Windows every later receive fails with STATUS_CONNECTION_RESET, so the sim remembers it.
+    pub(crate) peer_reset: bool,
     /// WskCloseSocket stopped the socket's callbacks: none may start any more.
     pub(crate) callbacks_over: bool,
 }
