@@ -1,6 +1,7 @@
 //! Wine test driver: a connection endpoint whose remote is `localhost:24712`, resolved with
-//! WskGetAddressInfo under Wine when the endpoint starts, then the same exchange as `connect-peer`
-//! (greeting, upper-cased echo; the source is shared: `../connect-peer/src/upper.rs`).
+//! WskGetAddressInfo under Wine when the endpoint starts (IPv4: the local address defaults to the IPv4
+//! wildcard, and Wine binds only IPv4), then the same exchange as `connect-peer` (greeting, upper-cased
+//! echo; the source is shared: `../connect-peer/src/upper.rs`).
 //!
 //! A driver only for the Windows target (`cargo xtask build -p connect-name`); on the host it is an
 //! ordinary library so `cargo build --workspace` still works.
@@ -9,21 +10,36 @@
 #[path = "../../connect-peer/src/upper.rs"]
 pub mod upper;
 
-/// The peer's port: outside Linux's ephemeral range, checked free by the harness.
+/// The peer's port: outside Linux's ephemeral range, checked free by the harness (the same number as in
+/// the attribute below; a host test checks they agree).
 pub const PEER_PORT: u16 = 24712;
 
-/// The endpoint's configuration, as `#[wsk_endpoint(kind = "connection", remote = "localhost:24712")]`
-/// will generate it: the name is resolved at start (IPv4: Wine binds only IPv4), the local address is
-/// the IPv4 wildcard, port 0.
-pub static CONFIG: wsk::Config = wsk::Config {
-    name: "connect_name",
-    addr: wsk::SocketAddr::v4([0; 4], 0),
-    remote: Some(wsk::Remote::Name { host: "localhost", port: PEER_PORT }),
-    max_connections: 1,
-    exclusive: false,
-    v6only: None,
-    events: wsk::Events::NONE,
-};
+/// The endpoint: it connects (binding the wildcard of the remote's family, port 0, first) when the driver
+/// loads.
+#[wsk::wsk_endpoint(kind = "connection", remote = "localhost:24712")]
+pub struct Upper;
 
-use upper::UPPER;
+impl wsk::ConnectionHandler for Upper {
+    async fn on_connected(&'static self, conn: &mut wsk::Connection) -> wsk::Result<()> {
+        upper::exchange("connect_name", conn).await
+    }
+
+    fn on_closed(&'static self, outcome: &wsk::Result<()>) -> wsk::Reconnect {
+        upper::closed("connect_name", outcome)
+    }
+}
+
+/// The one endpoint of the driver.
+pub static UPPER: Upper = Upper;
+
 wsk::driver!(log = log::LevelFilter::Info; UPPER);
+
+#[cfg(test)]
+mod tests {
+    use wsk::Endpoint as _;
+
+    #[test]
+    fn the_declared_remote_is_the_peers_port() {
+        assert_eq!(super::UPPER.config().remote, Some(wsk::Remote::Name { host: "localhost", port: super::PEER_PORT }));
+    }
+}

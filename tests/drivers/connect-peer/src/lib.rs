@@ -8,20 +8,36 @@
 
 pub mod upper;
 
-/// The peer's port: outside Linux's ephemeral range, checked free by the harness.
+/// The peer's port: outside Linux's ephemeral range, checked free by the harness (the same number as in
+/// the attribute below; a host test checks they agree).
 pub const PEER_PORT: u16 = 24711;
 
-/// The endpoint's configuration, as `#[wsk_endpoint(kind = "connection", remote = "127.0.0.1:24711")]`
-/// will generate it: bind to the wildcard of the remote's family, port 0.
-pub static CONFIG: wsk::Config = wsk::Config {
-    name: "connect_peer",
-    addr: wsk::SocketAddr::v4([0; 4], 0),
-    remote: Some(wsk::Remote::Addr(wsk::SocketAddr::v4([127, 0, 0, 1], PEER_PORT))),
-    max_connections: 1,
-    exclusive: false,
-    v6only: None,
-    events: wsk::Events::NONE,
-};
+/// The endpoint: it connects (binding the wildcard of the remote's family, port 0, first) when the driver
+/// loads.
+#[wsk::wsk_endpoint(kind = "connection", remote = "127.0.0.1:24711")]
+pub struct Upper;
 
-use upper::UPPER;
+impl wsk::ConnectionHandler for Upper {
+    async fn on_connected(&'static self, conn: &mut wsk::Connection) -> wsk::Result<()> {
+        upper::exchange("connect_peer", conn).await
+    }
+
+    fn on_closed(&'static self, outcome: &wsk::Result<()>) -> wsk::Reconnect {
+        upper::closed("connect_peer", outcome)
+    }
+}
+
+/// The one endpoint of the driver.
+pub static UPPER: Upper = Upper;
+
 wsk::driver!(log = log::LevelFilter::Info; UPPER);
+
+#[cfg(test)]
+mod tests {
+    use wsk::Endpoint as _;
+
+    #[test]
+    fn the_declared_remote_is_the_peers_port() {
+        assert_eq!(super::UPPER.config().remote, Some(wsk::Remote::Addr(wsk::SocketAddr::v4([127, 0, 0, 1], super::PEER_PORT))));
+    }
+}
