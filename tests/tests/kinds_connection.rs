@@ -270,3 +270,62 @@ fn unload_mid_connect_windows() {
 fn unload_mid_connect_wine() {
     on_wine("unload mid-connect on wine", unload_mid_connect);
 }
+
+/// Counts `on_closed` calls and asks for an immediate reconnect every time; keeps every outcome.
+#[wsk::wsk_endpoint(kind = "connection", remote = "127.0.0.1:9")]
+struct Eager {
+    closed: AtomicU32,
+    outcomes: Mutex<Vec<wsk::Result<()>>>,
+}
+
+impl ConnectionHandler for Eager {
+    async fn on_connected(&'static self, _conn: &mut Connection) -> wsk::Result<()> {
+        Ok(())
+    }
+
+    fn on_closed(&'static self, outcome: &wsk::Result<()>) -> Reconnect {
+        self.closed.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut o) = self.outcomes.lock() {
+            o.push(*outcome);
+        }
+        Reconnect::After(Duration::ZERO)
+    }
+}
+static EAGER: Eager = Eager { closed: AtomicU32::new(0), outcomes: Mutex::new(Vec::new()) };
+
+/// Every attempt fails inline (WskSocket refused) and the handler asks to reconnect at once (a review
+/// finding: without the delay floor the task never yielded, and the whole runtime, unload included, hung): the
+/// endpoint must not monopolise the executor (another task still runs), unload must return, and the
+/// handler must not hear of the unload (no `on_closed` with a shutdown error).
+#[test]
+fn an_immediate_reconnect_after_an_inline_failure_does_not_monopolise_the_executor() {
+    on_windows("zero reconnect delay", || {
+        faults::set_plan(Plan::new().with(
+            Point::Routine("WskSocket"),
+            When::Every,
+            Fault::Fail(wsk::sys::STATUS_INSUFFICIENT_RESOURCES),
+        ));
+        let session = Session::start().unwrap();
+        EAGER.start_at(&RT, SocketAddr::v4([127, 0, 0, 1], 9)).unwrap();
+        wait_for("a few attempts", Duration::from_secs(10), || EAGER.closed.load(Ordering::SeqCst) >= 3);
+        // Another task gets the executor (and its timers) while the endpoint keeps failing.
+        let ran = std::sync::Arc::new(AtomicU32::new(0));
+        let flag = ran.clone();
+        RT.spawn(async move {
+            wsk::time::sleep(Duration::from_millis(1)).await;
+            flag.store(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        wait_for("another task to run", Duration::from_secs(10), || ran.load(Ordering::SeqCst) == 1);
+        // Unload returns (on a thread of its own, so a hang fails the test instead of hanging it).
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let _ = session.stop();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(10) * wsk_tests::time_scale()).expect("unload returned");
+        faults::set_plan(Plan::new());
+        let outcomes = EAGER.outcomes.lock().unwrap().clone();
+        assert!(outcomes.iter().all(|o| o.is_err_and(|e| e.step() == wsk::Step::Socket)), "{outcomes:?}");
+    });
+}

@@ -18,9 +18,15 @@ use crate::{sys, time};
 pub enum Reconnect {
     /// The endpoint ends (its task returns; the driver keeps running).
     Stop,
-    /// Connect again (a new socket) after this delay.
+    /// Connect again (a new socket) after this delay, at least [`MIN_RECONNECT_DELAY`] (a loop of
+    /// attempts that fail at once must not keep the executor busy).
     After(Duration),
 }
+
+/// The shortest delay between two attempts of a connection endpoint: a shorter `Reconnect::After` is
+/// raised to it, so an endpoint whose every attempt fails at once (WskSocket refused inline, no memory)
+/// cannot monopolise the executor thread or flood the peer, the resolver and the log.
+pub const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(10);
 
 /// The handler of a `kind = "connection"` endpoint (and of a `kind = "stream"` endpoint with `remote`).
 ///
@@ -43,12 +49,14 @@ pub enum Reconnect {
 ///  │     ▼
 ///  │   on_closed(&result of on_connected)
 ///  │     ├── Reconnect::Stop: the task ends
-///  └─────┴── Reconnect::After(d): sleep d, a new attempt with a new socket
+///  └─────┴── Reconnect::After(d): sleep d (at least MIN_RECONNECT_DELAY), a new attempt with a new
+///            socket
 /// ```
 ///
 /// A peer that closes shows up in `on_connected` as a receive of 0 bytes (or a reset error); returning
 /// then ends the attempt. At unload the task is dropped wherever it is (mid-connect included): its
-/// socket is closed and its IRPs cancelled, and no handler method is called.
+/// socket is closed and its IRPs cancelled, and no handler method is called (an attempt that fails
+/// because the runtime is stopping ends the task without `on_closed`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is a connecting endpoint but does not implement `wsk::ConnectionHandler`",
     label = "declared here",
@@ -157,6 +165,10 @@ pub(crate) fn start_connecting<E: ConnectionHandler>(
 async fn run<E: ConnectionHandler>(ep: &'static E, rt: &'static Runtime, plan: Plan, stream: bool, name: &'static str) {
     loop {
         let outcome = attempt(ep, rt, &plan, stream, name).await;
+        if !rt.is_running() {
+            // Unload: the task is about to be dropped; the handler hears nothing (as documented).
+            return;
+        }
         if let Err(e) = &outcome {
             log::debug!("{name}: {e}");
         }
@@ -165,7 +177,7 @@ async fn run<E: ConnectionHandler>(ep: &'static E, rt: &'static Runtime, plan: P
                 log::info!("{name}: stopped");
                 return;
             }
-            Reconnect::After(d) => time::sleep(d).await,
+            Reconnect::After(d) => time::sleep(d.max(MIN_RECONNECT_DELAY)).await,
         }
     }
 }

@@ -18,7 +18,7 @@ mod datagram;
 mod listen;
 mod stream;
 
-pub use connection::{Connection, ConnectionHandler, Reconnect};
+pub use connection::{Connection, ConnectionHandler, Reconnect, MIN_RECONNECT_DELAY};
 pub use datagram::{Datagram, DatagramHandler, MAX_DATAGRAM};
 pub use listen::{Listen, ListenHandler};
 pub use stream::{StreamConnect, StreamListen};
