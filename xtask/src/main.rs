@@ -42,7 +42,8 @@ commands:
   test                  all tests: cargo test --workspace, the fault sweep, the sim-based tests on 24 KiB
                         stacks (--profile sim-opt), loom, the driver build with its import and stack checks
                         and the stack self-test, the Wine end-to-end tests against the driver (and its unload
-                        counters), the sim-based tests under valgrind
+                        counters), the echo sample under Wine (both builds checked), the connection test
+                        drivers under Wine (as wine-connect), the sim-based tests under valgrind
   valgrind              only the valgrind phase of `test`
   loom                  the loom model checks of the runtime's lock-free handshakes (runtime/loom): every
                         model on the shipped files, and the mutants each model must catch
