@@ -6,7 +6,7 @@
 
 use core::ffi::c_void;
 use core::marker::PhantomData;
-use core::mem::{align_of, size_of};
+use core::mem::{align_of, size_of, MaybeUninit};
 use core::ops::Deref;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -204,6 +204,19 @@ impl<T> PoolBox<T> {
         Ok(Self { ptr, _owns: PhantomData })
     }
 
+    /// A new pool allocation for a `T`, every byte zero, to be initialised in place (like
+    /// `Box::new_zeroed`): a large value is built where it lives instead of on the stack and moved in.
+    /// `None` (and a failure counted) when the pool has no memory. Dropped before
+    /// [`PoolBox::assume_init`], it only frees the memory.
+    #[must_use]
+    pub fn try_new_zeroed() -> Option<PoolBox<MaybeUninit<T>>> {
+        const { assert!(align_of::<T>() <= POOL_ALIGN) };
+        let ptr = alloc(size_of::<T>())?.cast::<MaybeUninit<T>>();
+        // SAFETY: fresh allocation of size_of::<T>() bytes, aligned to 16 >= align_of::<T>().
+        unsafe { ptr.write_bytes(0, 1) };
+        Some(PoolBox { ptr, _owns: PhantomData })
+    }
+
     /// The stable address of the value.
     #[must_use]
     pub fn as_ptr(&self) -> *mut T {
@@ -225,6 +238,19 @@ impl<T> PoolBox<T> {
     #[must_use]
     pub unsafe fn from_raw(ptr: NonNull<T>) -> Self {
         Self { ptr, _owns: PhantomData }
+    }
+}
+
+impl<T> PoolBox<MaybeUninit<T>> {
+    /// The box of the value once it has been initialised in place, with nothing copied.
+    ///
+    /// # Safety
+    /// The memory holds a valid `T` (every field written, or all-zero bytes where those are a valid value
+    /// of the field).
+    #[must_use]
+    pub unsafe fn assume_init(self) -> PoolBox<T> {
+        // SAFETY: per the caller the memory is an initialised T; ownership passes to the new box.
+        unsafe { PoolBox::from_raw(self.into_raw().cast::<T>()) }
     }
 }
 
@@ -298,5 +324,34 @@ impl<T> Drop for PoolArc<T> {
             // SAFETY: we held the last reference; the memory came from PoolBox::into_raw.
             drop(unsafe { PoolBox::from_raw(self.ptr) });
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    extern crate wsk_sim;
+
+    use super::*;
+
+    #[test]
+    fn a_zeroed_box_is_built_in_place_and_freed_once() {
+        let _sim = wsk_sim::exclusive();
+        let live = stats().pool_live_allocations;
+        let mut memory = PoolBox::<[u64; 64]>::try_new_zeroed().expect("pool memory");
+        let at = memory.as_ptr().cast::<[u64; 64]>();
+        // SAFETY: zeroed memory is a valid [u64; 64]; nothing else refers to it.
+        unsafe { (*memory.as_mut_ptr())[3] = 7 };
+        // SAFETY: every element is initialised (zero, and the one written).
+        let b = unsafe { memory.assume_init() };
+        assert_eq!((b.as_ptr(), b[3], b.iter().sum::<u64>()), (at, 7, 7), "same memory, nothing copied");
+        assert_eq!(stats().pool_live_allocations, live + 1);
+        drop(b);
+        // Dropped before it is initialised: the memory is freed, nothing else.
+        drop(PoolBox::<[u64; 64]>::try_new_zeroed());
+        assert_eq!(stats().pool_live_allocations, live);
+        wsk_sim::faults::set_plan(wsk_sim::faults::Plan::fail_nth("ExAllocatePoolWithTag", 1, 0));
+        assert!(PoolBox::<[u64; 64]>::try_new_zeroed().is_none());
+        wsk_sim::faults::clear_plan();
     }
 }

@@ -15,7 +15,12 @@
 //! tasks run to their end before the executor thread exits at shutdown, so every resolution has
 //! completed, and its list has been freed with WskFreeAddressInfo (exactly once), before the provider NPI
 //! is released. WskGetAddressInfo and WskFreeAddressInfo are PASSIVE_LEVEL routines: both are called on
-//! the executor thread.
+//! the executor thread. A list the provider writes although the call failed is freed too.
+//!
+//! So unload waits for a lookup still in flight, with no deadline of its own (freeing the request
+//! earlier would let the provider write freed memory): not long where the provider honours the cancel,
+//! as long as its resolver takes to answer or give up where it does not (Wine; a Windows provider may
+//! ignore a cancel), and the runtime logs once that unload waits for `WskGetAddressInfo(host)`.
 //!
 //! Wine's netio.sys hands `Buffer` of both names to `GetAddrInfoExW` as C strings (it ignores `Length`),
 //! so both are NUL-terminated here, with `Length` not counting the NUL, as Windows expects. Wine runs the
@@ -62,38 +67,39 @@ const SERVICE_UNITS: usize = 6;
 /// without memory, [`Step::Spawn`] / [`Step::Shutdown`] when the runtime cannot take the task. Every
 /// error names `host` and `port`.
 pub async fn resolve(rt: &'static Runtime, host: &'static str, port: u16, family: Option<u16>) -> Result<SocketAddr> {
-    let fail = |status| Error::new(Step::Resolve, status).for_host(host, port);
-    if !matches!(family, None | Some(sys::AF_INET | sys::AF_INET6)) {
-        return Err(fail(sys::STATUS_INVALID_PARAMETER));
-    }
-    let mut node = [0u16; MAX_HOST + 1];
-    let Some(node_len) = encode_host(host, &mut node) else {
-        return Err(fail(sys::STATUS_INVALID_PARAMETER));
-    };
-    let Some(slot) = IrpSlot::new() else {
-        return Err(Error::no_memory().for_host(host, port));
-    };
-    let mut request = PoolBox::try_new(Request {
-        slot,
-        node_name: empty_string(),
-        service_name: empty_string(),
-        hints: hints(family),
-        result: ptr::null_mut(),
-        node,
-        service: [0; SERVICE_UNITS],
-    })
-    .map_err(|_| Error::no_memory().for_host(host, port))?;
-    request.point_strings(node_len, port);
-    let Some(shared) = PoolArc::try_new(Shared::new()) else {
-        return Err(Error::no_memory().for_host(host, port));
-    };
-    let lookup = Lookup { rt, host, port, family, request: Some(request), shared: shared.clone(), cancelled: false };
-    rt.spawn_system_with(move || lookup.run()).map_err(|e| e.for_host(host, port))?;
+    let shared = begin(rt, host, port, family).map_err(|e| e.for_host(host, port))?;
     Waiter { shared }.await
 }
 
-/// `host` as NUL-terminated UTF-16 in `out`; its length in code units, or `None` if it is empty, too
-/// long or contains NUL.
+/// The synchronous start of [`resolve`]: checks the arguments, builds the request and spawns the task
+/// that owns it; the result cell to wait on.
+///
+/// Never inlined, and the request is built in its pool allocation ([`Request::try_new`]): its 512-byte
+/// name buffer is never on the stack, so neither it nor a copy of it is part of the frame of the poll
+/// that awaits [`resolve`] (which is every task of a connecting kind with a named remote).
+#[inline(never)]
+fn begin(rt: &'static Runtime, host: &'static str, port: u16, family: Option<u16>) -> Result<PoolArc<Shared>> {
+    if !matches!(family, None | Some(sys::AF_INET | sys::AF_INET6)) {
+        return Err(Error::new(Step::Resolve, sys::STATUS_INVALID_PARAMETER));
+    }
+    let request = Request::try_new(host, port, family)?;
+    let shared = PoolArc::try_new(Shared::new()).ok_or(Error::no_memory())?;
+    let lookup = Lookup {
+        rt,
+        host,
+        port,
+        family,
+        request: Some(request),
+        shared: shared.clone(),
+        cancelled: false,
+        unload_logged: false,
+    };
+    rt.spawn_system_with(move || lookup.run())?;
+    Ok(shared)
+}
+
+/// `host` as NUL-terminated UTF-16 in `out` (all zero on entry); its length in code units, or `None`
+/// if it is empty, too long or contains NUL.
 fn encode_host(host: &str, out: &mut [u16; MAX_HOST + 1]) -> Option<usize> {
     let mut n = 0;
     for unit in host.encode_utf16() {
@@ -125,10 +131,6 @@ fn encode_port(port: u16, out: &mut [u16; SERVICE_UNITS]) -> usize {
         *slot = if i < n { digits.get(n - 1 - i).copied().unwrap_or(0) } else { 0 };
     }
     n
-}
-
-const fn empty_string() -> UNICODE_STRING {
-    UNICODE_STRING { Length: 0, MaximumLength: 0, Buffer: ptr::null_mut() }
 }
 
 fn hints(family: Option<u16>) -> ADDRINFOEXW {
@@ -170,9 +172,44 @@ struct Request {
 unsafe impl Send for Request {}
 
 impl Request {
-    /// Points the UNICODE_STRINGs at their buffers (lengths in bytes, without the NUL).
-    fn point_strings(&mut self, node_len: usize, port: u16) {
-        let service_len = encode_port(port, &mut self.service);
+    /// A request for `host` and `port` in a new pool allocation, built there: zeroed first (which makes
+    /// the names' buffers, the UNICODE_STRINGs and the result pointer valid), then the names encoded
+    /// and the IRP slot and hints written in place, so nothing of it is built on the stack and moved.
+    ///
+    /// # Errors
+    /// STATUS_INVALID_PARAMETER for a `host` that [`encode_host`] refuses; [`Error::no_memory`] without
+    /// pool memory or an IRP.
+    fn try_new(host: &str, port: u16, family: Option<u16>) -> Result<PoolBox<Self>> {
+        let Some(mut memory) = PoolBox::<Self>::try_new_zeroed() else {
+            return Err(Error::no_memory());
+        };
+        let r: *mut Self = memory.as_mut_ptr();
+        // SAFETY: `r` points at this zeroed allocation; `node` is a u16 array, valid as zero bytes, and no
+        // other reference to it exists.
+        let node = unsafe { &mut (*r).node };
+        let Some(node_len) = encode_host(host, node) else {
+            return Err(Error::new(Step::Resolve, sys::STATUS_INVALID_PARAMETER));
+        };
+        // SAFETY: as for `node`.
+        let service_len = encode_port(port, unsafe { &mut (*r).service });
+        let Some(slot) = IrpSlot::new() else {
+            return Err(Error::no_memory());
+        };
+        // SAFETY: in-bounds writes of the two fields that zero bytes do not make right (`slot` holds a
+        // NonNull, the hints name a socket type); the zeros they overwrite need no drop.
+        unsafe {
+            (&raw mut (*r).slot).write(slot);
+            (&raw mut (*r).hints).write(hints(family));
+        }
+        // SAFETY: every field is valid now: slot and hints written, node and service encoded, the names
+        // empty UNICODE_STRINGs (zero) until `point_strings`, and the result NULL (zero).
+        let mut request = unsafe { memory.assume_init() };
+        request.point_strings(node_len, service_len);
+        Ok(request)
+    }
+
+    /// Points the UNICODE_STRINGs at their buffers (lengths in code units, without the NUL).
+    fn point_strings(&mut self, node_len: usize, service_len: usize) {
         // INVARIANT: the buffers are in this pool allocation, which does not move.
         self.node_name = UNICODE_STRING {
             Length: (node_len * 2) as u16,
@@ -280,6 +317,8 @@ struct Lookup {
     request: Option<PoolBox<Request>>,
     shared: PoolArc<Shared>,
     cancelled: bool,
+    /// Unload has been told that it waits for this lookup.
+    unload_logged: bool,
 }
 
 impl Lookup {
@@ -298,10 +337,23 @@ impl Lookup {
             Issued::Done(status, _) => status,
             Issued::Pending => poll_fn(|cx| self.poll_completion(cx)).await,
         };
+        let list = self.take_list();
         if !sys::nt_success(status) {
+            if !list.is_null() {
+                // No provider should write a list when it fails; one that does still gets it back.
+                log::warn!("WskGetAddressInfo({}) failed ({status:#x}) but returned a list; freeing it", self.host);
+                self.free_list(list);
+            }
             return Err(Error::new(Step::Resolve, status));
         }
-        self.take_address()
+        if list.is_null() {
+            return Err(Error::new(Step::Resolve, sys::STATUS_NOT_FOUND));
+        }
+        // SAFETY: a list the provider returned with success and that nobody has freed; walked before it
+        // is freed below.
+        let found = unsafe { first_of_family(list, self.family) };
+        self.free_list(list);
+        found.map(|a| with_port(a, self.port)).ok_or(Error::new(Step::Resolve, sys::STATUS_NOT_FOUND))
     }
 
     /// Issues WskGetAddressInfo on the request's IRP.
@@ -348,28 +400,33 @@ impl Lookup {
             // Windows may honour it; Wine has no cancel routine, and the lookup finishes by itself.
             let _ = request.slot.cancel();
         }
-        request.slot.poll_complete(cx).map(|(status, _)| status)
+        let done = request.slot.poll_complete(cx).map(|(status, _)| status);
+        if done.is_pending() && !self.unload_logged && self.rt.user_tasks_gone() {
+            // This task is woken when the user tasks are dropped at unload. Its wait has no deadline of
+            // ours: the provider's resolver bounds it.
+            self.unload_logged = true;
+            log::warn!(
+                "unload waits for WskGetAddressInfo({}): the provider keeps its IRP (cancelled, where it has a \
+                 cancel routine) until its resolver answers or gives up",
+                self.host
+            );
+        }
+        done
     }
 
-    /// Walks the list for the first address of the family and frees it (WskFreeAddressInfo, once).
-    fn take_address(&mut self) -> Result<SocketAddr> {
-        let Some(request) = self.request.as_mut() else {
-            return Err(Error::new(Step::Resolve, sys::STATUS_INVALID_DEVICE_STATE));
-        };
-        let list = core::mem::replace(&mut request.result, ptr::null_mut());
-        if list.is_null() {
-            return Err(Error::new(Step::Resolve, sys::STATUS_NOT_FOUND));
-        }
-        // SAFETY: a list the provider returned with success and that nobody has freed; walked before it
-        // is freed below.
-        let found = unsafe { first_of_family(list, self.family) };
+    /// Takes the list the provider wrote (NULL if none), leaving NULL: it is freed once, by its taker.
+    fn take_list(&mut self) -> *mut ADDRINFOEXW {
+        self.request.as_mut().map_or(ptr::null_mut(), |r| core::mem::replace(&mut r.result, ptr::null_mut()))
+    }
+
+    /// Gives a list back to the provider (WskFreeAddressInfo).
+    fn free_list(&self, list: *mut ADDRINFOEXW) {
         match self.rt.provider() {
-            // SAFETY: the list came from this provider's WskGetAddressInfo and is freed exactly once, here,
-            // on the executor thread (PASSIVE_LEVEL).
+            // SAFETY: the list came from this provider's WskGetAddressInfo (taken from the request once, by
+            // `take_list`) and is freed exactly once, here, on the executor thread (PASSIVE_LEVEL).
             Some((client, dispatch)) => unsafe { ((*dispatch).WskFreeAddressInfo)(client, list) },
             None => log::error!("no provider to free a WskGetAddressInfo list with; leaking it"),
         }
-        found.map(|a| with_port(a, self.port)).ok_or(Error::new(Step::Resolve, sys::STATUS_NOT_FOUND))
     }
 }
 

@@ -107,6 +107,10 @@ pub struct Config {
     /// WskGetAddressInfo's names must be NUL-terminated right after `Length` (Wine's netio.sys passes
     /// `Buffer` to `GetAddrInfoExW` as a C string); one that is not is [`crate::Rule::BadResolveArgs`].
     pub names_as_c_strings: bool,
+    /// WskGetAddressInfo writes a list to `Result` also when it fails (a misbehaving provider: neither
+    /// Windows nor Wine does). A client that trusts the status leaks the list
+    /// ([`crate::Counts::addrinfo_lists_live`]); one that frees it with WskFreeAddressInfo is clean.
+    pub resolve_list_on_failure: bool,
 }
 
 impl Config {
@@ -141,6 +145,7 @@ impl Config {
             late_return_cap: Duration::from_secs(10),
             builtin_localhost: true,
             names_as_c_strings: false,
+            resolve_list_on_failure: false,
         }
     }
 

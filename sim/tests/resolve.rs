@@ -157,6 +157,22 @@ fn invalid_names_are_not_found_without_asking_the_host() {
 }
 
 #[test]
+fn a_misbehaving_provider_hands_out_a_list_with_a_failure() {
+    let _sim = wsk_sim::exclusive();
+    let mut config = Config::windows();
+    config.resolve_list_on_failure = true;
+    wsk_sim::configure(config);
+    let client = Client::new();
+    let (status, list) = get(&client, &mut Name::new("does-not-exist.invalid", true), AF_UNSPEC);
+    assert_eq!(status, STATUS_NOT_FOUND);
+    assert_eq!(entries(list), vec![(i32::from(AF_INET), 0)]);
+    assert_eq!(wsk_sim::counts().addrinfo_lists_live, 1, "the list is the client's to free");
+    free(&client, list);
+    client.shutdown();
+    wsk_sim::check_clean().unwrap();
+}
+
+#[test]
 fn wine_reads_names_as_c_strings() {
     let _sim = wsk_sim::exclusive();
     wsk_sim::configure(Config::wine());

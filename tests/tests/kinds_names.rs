@@ -71,6 +71,35 @@ static BY_NAME6: ByName6 = ByName6(Record::new());
 recorder!(Unknown, kind = "connection", remote = "does-not-exist.invalid:80");
 static UNKNOWN: Unknown = Unknown(Record::new());
 
+/// A named remote with port 0, which `#[wsk_endpoint]` refuses at compile time: written out, as a
+/// program that builds its configuration by hand could.
+struct PortZero(Record);
+
+static PORT_ZERO_CONFIG: wsk::__private::Config = wsk::__private::Config {
+    remote: Some(wsk::__private::Remote::Name { host: "localhost", port: 0 }),
+    ..wsk::__private::Config::new("PortZero", wsk::SocketAddr::v4([0; 4], 0))
+};
+
+impl Endpoint for PortZero {
+    fn config(&self) -> &'static wsk::__private::Config {
+        &PORT_ZERO_CONFIG
+    }
+    fn start_with(&'static self, rt: &'static wsk::Runtime, addr: Option<wsk::SocketAddr>) -> wsk::Result<()> {
+        wsk::__private::start::<wsk::__private::kind::Connection, Self>(self, rt, &PORT_ZERO_CONFIG, addr)
+    }
+}
+
+impl ConnectionHandler for PortZero {
+    async fn on_connected(&'static self, conn: &mut Connection) -> wsk::Result<()> {
+        self.0.connected(conn).await
+    }
+    fn on_closed(&'static self, outcome: &wsk::Result<()>) -> Reconnect {
+        self.0.closed(outcome)
+    }
+}
+
+static PORT_ZERO: PortZero = PortZero(Record::new());
+
 /// A std listener on the fixed port, or a clear failure.
 fn peer(addr: &str) -> TcpListener {
     TcpListener::bind(addr).unwrap_or_else(|e| panic!("{addr} must be free for this test: {e}"))
@@ -122,5 +151,19 @@ fn an_unknown_name_reaches_on_closed_as_a_resolve_error() {
         assert!(e.is_not_found(), "{e}");
         assert!(e.to_string().contains("does-not-exist.invalid"), "{e}");
         let _ = session.stop();
+    });
+}
+
+#[test]
+fn a_named_remote_with_port_0_is_refused_at_start_naming_the_host() {
+    on_windows("port 0 by name", || {
+        let session = Session::start().unwrap();
+        let e = PORT_ZERO.start(&RT).unwrap_err();
+        let _ = session.stop();
+        assert_eq!((e.step(), e.status()), (wsk::Step::Resolve, wsk::sys::STATUS_INVALID_ADDRESS), "{e}");
+        // Like every other resolve error: the host and the port.
+        assert_eq!(e.host(), Some("localhost"), "{e}");
+        assert!(e.to_string().contains("localhost:0"), "{e}");
+        assert!(PORT_ZERO.0.outcomes().is_empty(), "no task ran");
     });
 }

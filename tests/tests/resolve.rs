@@ -1,10 +1,13 @@
 //! `wsk::resolve::resolve` (WskGetAddressInfo) against wsk-sim imitating Windows and Wine: names that
 //! resolve (both families), names that do not, bad arguments, every allocation and the call itself
-//! failing, and futures dropped while the provider still holds the IRP. Each test ends with every count
-//! of the runtime and of the simulation at zero (no list left unfreed, none freed twice).
+//! failing, a provider that returns a list with a failure, and futures dropped while the provider still
+//! holds the IRP (also at unload). Each test ends with every count of the runtime and of the simulation
+//! at zero (no list left unfreed, none freed twice).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wsk::resolve::resolve;
 use wsk::sys::{AF_INET, AF_INET6, STATUS_HOST_UNREACHABLE, STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND, STATUS_NOT_IMPLEMENTED};
@@ -195,4 +198,58 @@ fn unload_waits_for_a_resolve_whose_future_was_dropped() {
         assert_eq!(wsk_sim::counts().irps_pending, 1);
         // in_session stops the runtime now and checks that nothing is left.
     });
+}
+
+#[test]
+fn a_list_returned_with_a_failure_is_freed() {
+    // A misbehaving provider writes a list although the call failed: the runtime frees it all the same
+    // (`in_session` fails on a list never freed), inline (Windows) and from another thread (Wine).
+    for mut config in [Config::windows(), Config::wine()] {
+        config.resolve_list_on_failure = true;
+        in_session(config, || {
+            let e = lookup("does-not-exist.invalid", None).unwrap_err();
+            assert_eq!((e.step(), e.status(), e.host()), (Step::Resolve, STATUS_NOT_FOUND, Some("does-not-exist.invalid")));
+            assert_eq!(wsk_sim::counts().addrinfo_lists_live, 0, "freed before the result was published");
+        });
+    }
+}
+
+#[test]
+fn unload_says_once_that_it_waits_for_a_resolve_the_provider_keeps() {
+    // The provider keeps the IRP whatever the runtime does (a Windows provider that ignores the cancel;
+    // Wine has no cancel routine): unload waits for it, and says so once, naming the host.
+    let _sim = wsk_sim::exclusive();
+    wsk_sim::configure(Config::windows());
+    wsk::log::init(log::LevelFilter::Warn);
+    let session = Session::start().expect("start the runtime");
+    faults::set_plan(Plan::new().with(Point::Routine("WskGetAddressInfo"), When::Nth(1), Fault::Held));
+    let r = RT.block_on(wsk::time::timeout(Duration::from_millis(10), resolve(&RT, "localhost", 80, Some(AF_INET))));
+    assert!(r.is_err(), "the provider holds the IRP: {r:?}");
+    assert_eq!(faults::held(), 1);
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stopper = std::thread::spawn({
+        let stopped = stopped.clone();
+        move || {
+            RT.shutdown();
+            stopped.store(true, Ordering::SeqCst);
+        }
+    });
+    let says = || {
+        wsk_sim::log_lines().iter().filter(|l| l.contains("unload waits for WskGetAddressInfo(localhost)")).count()
+    };
+    // Not `wait_for`: whatever happens, the IRP is released and unload finishes before this test fails,
+    // so a failure here does not leave the shared runtime stopping for the next test.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while says() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (said, returned) = (says(), stopped.load(Ordering::SeqCst));
+    let released = faults::release_held();
+    stopper.join().unwrap();
+    assert!(said > 0, "unload did not say that it waits for the lookup: {:#?}", wsk_sim::log_lines());
+    assert!(!returned, "unload cannot return while the provider holds the IRP");
+    assert_eq!(released, 1);
+    assert_eq!(says(), 1, "said once");
+    let _ = session.stop();
+    assert_clean("after the unload");
 }

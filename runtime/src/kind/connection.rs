@@ -135,7 +135,9 @@ fn plan(config: &Config, addr: Option<SocketAddr>) -> Result<Plan> {
             }
             a.family()
         }
-        Remote::Name { port: 0, .. } => return Err(Error::new(Step::Resolve, sys::STATUS_INVALID_ADDRESS)),
+        Remote::Name { host, port: 0 } => {
+            return Err(Error::new(Step::Resolve, sys::STATUS_INVALID_ADDRESS).for_host(host, 0))
+        }
         Remote::Name { .. } => config.addr.family(),
     };
     let options = BindOptions { exclusive: config.exclusive, v6only: config.v6only };

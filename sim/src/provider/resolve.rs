@@ -18,7 +18,9 @@
 //! `localhost` and `*.localhost` are answered as Windows' resolver does, `::1` then `127.0.0.1`, whatever
 //! the host's hosts file says; every other name goes to the host's `getaddrinfo` with the hinted family.
 //! Unknown names complete with STATUS_NOT_FOUND; other resolver failures with STATUS_UNSUCCESSFUL (what
-//! Wine maps them to). Both routines are PASSIVE_LEVEL only ([`Rule::PassiveOnly`]).
+//! Wine maps them to). Both routines are PASSIVE_LEVEL only ([`Rule::PassiveOnly`]). Under
+//! [`crate::Config::resolve_list_on_failure`] a failed call hands out a list all the same (a misbehaving
+//! provider), which the client must still free.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_void, CString};
@@ -319,7 +321,14 @@ pub(super) unsafe extern "system" fn wsk_get_address_info(
                     *result = hand_out(&addrs, socktype, protocol);
                     Outcome::Done(STATUS_SUCCESS, 0)
                 }
-                Err(status) => Outcome::Done(status, 0),
+                Err(status) => {
+                    if config::with(|c| c.resolve_list_on_failure) {
+                        // A misbehaving provider: a list (loopback) with the failure.
+                        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+                        *result = hand_out(&[loopback], socktype, protocol);
+                    }
+                    Outcome::Done(status, 0)
+                }
             }
         })
     }
