@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The provider reads the names and hints and writes the result pointer until the IRP completes, so they
-//! live in one pool allocation owned by a system task of the runtime ([`Runtime::spawn_system_with`]),
+//! live in one pool allocation owned by a system task of the runtime (`Runtime::spawn_system_with`),
 //! never by the caller's future: a future that is dropped only abandons its interest, and one that is
 //! leaked (`mem::forget`) leaks its small result cell, never memory the provider may still use. System
 //! tasks run to their end before the executor thread exits at shutdown, so every resolution has
