@@ -83,6 +83,9 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
         phase("host tests (cargo test --workspace)", &mut || {
             host_tests(paths)
         });
+        phase("rustdoc of the public crates (every public item documented, no broken link)", &mut || {
+            rustdoc(paths)
+        });
         phase("fault sweep", &mut || fault_sweep(paths));
         phase("host tests on 24 KiB kernel stacks (--profile sim-opt)", &mut || {
             kernel_stack_tests(paths)
@@ -152,6 +155,21 @@ fn host_tests(paths: &Paths) -> Result<String> {
             .env("WSK_SKIP_WINE", "1"),
     )?;
     Ok("passed".into())
+}
+
+/// The crates a driver author reads the documentation of.
+pub const DOC_PACKAGES: &[&str] = &["wsk", "wsk-macros", "wsk-sys", "wsk-addr"];
+
+/// `cargo doc` of [`DOC_PACKAGES`] with every rustdoc and rustc warning an error (`missing_docs` is a
+/// workspace lint, so an undocumented public item fails here, as does a broken intra-doc link).
+fn rustdoc(paths: &Paths) -> Result<String> {
+    let mut cmd = util::cargo();
+    cmd.current_dir(&paths.root).args(["doc", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    for p in DOC_PACKAGES {
+        cmd.args(["-p", p]);
+    }
+    util::run(&mut cmd)?;
+    Ok(format!("{} crates, no warnings", DOC_PACKAGES.len()))
 }
 
 /// The test target of the fault sweep (an `#[ignore]`d test, run here with its output shown).
