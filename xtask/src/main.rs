@@ -40,8 +40,7 @@ commands:
   stop                  unload the driver (its DriverUnload runs), print its final log lines, end the session
   demo                  setup + build + serve, then curl GET / and GET /stats, then stop; 0 only if GET / was 200
   test                  all tests: cargo test --workspace, rustdoc with warnings denied, the fault sweep,
-                        the sim-based tests on 24 KiB
-                        stacks (--profile sim-opt), loom, the driver build with its import and stack checks
+                        the sim-based tests on 24 KiB stacks (--profile sim-opt), loom, the driver build with its import and stack checks
                         and the stack self-test, the Wine end-to-end tests against the driver (and its unload
                         counters), the echo sample under Wine (both builds checked), the connection test
                         drivers under Wine (as wine-connect), the sim-based tests under valgrind
