@@ -4,6 +4,8 @@
 //! ```text
 //!   spawn ──► [queued] ──poll──► Pending ──(waker.wake from completion routine / timer)──► [queued] ...
 //!                          └───► Ready ──► future dropped, task unlinked, memory freed at refcount 0
+//!   coop:  a poll that finds 64 operations ready without waiting (inline completions) wakes its task and
+//!          returns Pending, so the task goes to the back of the queue (`executor/coop.rs`)
 //!   stop:  every user task's future is dropped on the executor thread (listeners first: they were
 //!          spawned first); their sockets go to the reaper, a system task that keeps running until every
 //!          IRP has come back and every socket is closed; then the thread exits.
@@ -19,7 +21,8 @@
 //! The lock-free parts are files of their own, written against the facade of [`crate::sync`] so that the
 //! model checker runs them as they are (`cargo xtask loom`): `executor/task.rs` (a task's memory, its
 //! reference count and its waker), `executor/queue.rs` (the run queue and the executor's sleep on it),
-//! `executor/scheduler.rs` (the live-task list and the poll loop's body). This file is the kernel side:
+//! `executor/scheduler.rs` (the live-task list and the poll loop's body); `executor/coop.rs` (the
+//! cooperative budget) is not lock-free and not model-checked. This file is the kernel side:
 //! the events, the executor thread's loop with its timers and stop, spawning's checks, and `block_on`.
 
 use core::cell::UnsafeCell;
@@ -32,6 +35,7 @@ use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sys;
 use crate::time::{self, Instant};
 
+pub(crate) mod coop;
 mod queue;
 mod scheduler;
 mod task;

@@ -59,6 +59,7 @@ pub(crate) static CONNECTIONS_ACCEPTED: Counter = Counter::new();
 pub(crate) static CONNECTIONS_OPEN: Counter = Counter::new();
 pub(crate) static CONNECTIONS_REFUSED: Counter = Counter::new();
 pub(crate) static WSK_CALLS: Counter = Counter::new();
+pub(crate) static COOP_YIELDS: Counter = Counter::new();
 
 /// A snapshot of the runtime's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,6 +98,9 @@ pub struct Stats {
     pub connections_refused: u64,
     /// WSK provider calls made.
     pub wsk_calls: u64,
+    /// Polls a task gave up because it had used its cooperative budget (operations found ready without
+    /// waiting in one poll): each sent the task to the back of the run queue.
+    pub coop_yields: u64,
 }
 
 /// Reads every counter.
@@ -120,6 +124,7 @@ pub fn stats() -> Stats {
         connections_open: CONNECTIONS_OPEN.get(),
         connections_refused: CONNECTIONS_REFUSED.get(),
         wsk_calls: WSK_CALLS.get(),
+        coop_yields: COOP_YIELDS.get(),
     }
 }
 

@@ -15,9 +15,10 @@ use core::marker::PhantomPinned;
 use core::pin::Pin;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use core::task::{Context, Poll, Waker};
+use core::task::{ready, Context, Poll, Waker};
 use core::time::Duration;
 
+use crate::executor::coop;
 use crate::sync::KSpinLock;
 
 /// A point in time: 100 ns ticks of the kernel's interrupt time.
@@ -225,6 +226,8 @@ unsafe fn unlink(list: &mut TimerList, node: &mut TimerNode) {
 pub struct Sleep {
     node: TimerNode,
     fired: bool,
+    /// It has been Pending on its deadline once: its Ready is not "ready without waiting" then.
+    waited: bool,
     _pin: PhantomPinned,
 }
 
@@ -245,6 +248,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         node: TimerNode { deadline: deadline.0, waker: None, next: ptr::null_mut(), prev: ptr::null_mut(), linked: false },
         fired: false,
+        waited: false,
         _pin: PhantomPinned,
     }
 }
@@ -255,6 +259,12 @@ impl Future for Sleep {
         // SAFETY: we never move the node out; it stays pinned inside `self`.
         let this = unsafe { self.get_unchecked_mut() };
         if this.fired || Instant::now().0 >= this.node.deadline {
+            // A deadline already past (a zero sleep, a retry loop's `After(ZERO)`) is ready without
+            // waiting: it costs budget (see `executor/coop.rs`), so such a loop still lets others run.
+            if !this.waited {
+                ready!(coop::poll_proceed(cx));
+                coop::spend(cx);
+            }
             this.fired = true;
             let node = &mut this.node;
             TIMERS.with(|list| {
@@ -285,6 +295,7 @@ impl Future for Sleep {
         });
         // Dropped after the lock is released: a waker's drop may free its task.
         drop(old);
+        this.waited = true;
         Poll::Pending
     }
 }

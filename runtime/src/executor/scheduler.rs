@@ -155,6 +155,8 @@ impl Scheduler {
                 // SAFETY: alive (the queue's reference).
                 let waker = unsafe { task::task_waker(h) };
                 let mut cx = Context::from_waker(&waker);
+                // A fresh cooperative budget for this poll (`executor/coop.rs`).
+                header.budget.store(task::BUDGET, Ordering::Relaxed);
                 // SAFETY: executor thread; the task is alive and its future initialised (not DONE).
                 let done = unsafe { (header.vtable.poll)(h, &mut cx) };
                 drop(waker);

@@ -5,6 +5,7 @@
 //!   references:  the live-task list's (spawn .. unlink), the run queue's (while QUEUED), one per waker
 //!   state bits:  QUEUED (in the run queue), DONE (future completed or dropped), LINKED (in the live-task
 //!                list), SYSTEM (a runtime task: kept running while the executor stops)
+//!   budget:      what is left of the current poll's cooperative budget (see `executor/coop.rs`)
 //! ```
 //!
 //! Whoever drops the last reference frees the task, on whatever thread that is (a provider's thread that
@@ -32,6 +33,11 @@ pub(crate) const LINKED: u8 = 4;
 /// A runtime task (the reaper): kept running while the executor stops, until it finishes by itself.
 pub(crate) const SYSTEM: u8 = 8;
 
+/// Operations a task may find ready without waiting in one poll before it is sent to the back of the run
+/// queue (see `executor/coop.rs`). Far above what one request of a connection takes (a receive and a
+/// send or two), so a task yields for it only when it keeps finding work ready.
+pub(crate) const BUDGET: u8 = 64;
+
 pub(crate) struct TaskVTable {
     /// Polls the future; true when it completed (and has been dropped).
     pub(crate) poll: unsafe fn(NonNull<TaskHeader>, &mut Context<'_>) -> bool,
@@ -50,6 +56,11 @@ pub(crate) struct TaskVTable {
 pub(crate) struct TaskHeader {
     pub(crate) refs: AtomicUsize,
     pub(crate) state: AtomicU8,
+    /// The cooperative budget left in the current poll: set to [`BUDGET`] by the executor thread before
+    /// each poll, spent by the operations the task finds ready (`executor/coop.rs`). Atomic (Relaxed)
+    /// only so that a clone of the waker used on another thread can never race on it: the executor
+    /// thread is the only one that polls a task with its own waker.
+    pub(crate) budget: AtomicU8,
     pub(crate) queue_next: UnsafeCell<*mut TaskHeader>,
     pub(crate) all_next: UnsafeCell<*mut TaskHeader>,
     pub(crate) all_prev: UnsafeCell<*mut TaskHeader>,
@@ -134,6 +145,7 @@ where
         addr_of_mut!((*task).header).write(TaskHeader {
             refs: AtomicUsize::new(1), // the live-task list's reference
             state: AtomicU8::new(flags),
+            budget: AtomicU8::new(BUDGET),
             queue_next: UnsafeCell::new(ptr::null_mut()),
             all_next: UnsafeCell::new(ptr::null_mut()),
             all_prev: UnsafeCell::new(ptr::null_mut()),
@@ -213,6 +225,17 @@ unsafe fn waker_drop(p: *const ()) {
         // SAFETY: the waker owned one reference.
         unsafe { release(h) };
     }
+}
+
+/// The budget of the task whose waker `waker` is; `None` for any other waker (`block_on`'s, or one a
+/// combinator made of its own).
+pub(crate) fn budget_of(waker: &Waker) -> Option<&AtomicU8> {
+    if !ptr::eq(waker.vtable(), &TASK_WAKER_VTABLE) {
+        return None;
+    }
+    // SAFETY: a waker with our vtable was made by `task_waker` or `waker_clone`: its data is the header
+    // of a task it holds a reference to, so the header lives at least as long as `waker` is borrowed.
+    Some(unsafe { &(*waker.data().cast::<TaskHeader>()).budget })
 }
 
 /// A waker for the task, holding a reference of its own.

@@ -185,3 +185,45 @@ fn shutdown_waits_for_a_wake_that_is_still_pushing() {
     let after = pool::stats();
     assert_eq!((after.tasks_live, after.pool_live_allocations), (before.tasks_live, before.pool_live_allocations));
 }
+
+/// Finds `units` operations ready, one after another (as a receive loop under a flood does), logging
+/// each of its polls in `log`.
+struct Busy {
+    units: usize,
+    log: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Future for Busy {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(0);
+        while self.units > 0 {
+            if super::coop::poll_proceed_spend(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.units -= 1;
+        }
+        Poll::Ready(())
+    }
+}
+
+/// A task that never waits gives way after its budget: it is polled again only after the task woken
+/// meanwhile, and resumes where it was (nothing skipped, nothing repeated).
+#[test]
+fn a_task_that_never_waits_yields_after_its_budget() {
+    let _sim = wsk_sim::exclusive();
+    let before = pool::stats();
+    let s = scheduler();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let budget = usize::from(task::BUDGET);
+    spawn(&s, Busy { units: 2 * budget + 1, log: log.clone() });
+    spawn(&s, Logger { id: 1, polls: 3, log: log.clone() });
+    while !s.is_idle() {
+        s.drain(true);
+    }
+    // Busy (0) spends the budget twice and finishes on its third poll; Logger (1) runs in between.
+    assert_eq!(*log.lock().unwrap_or_else(|e| e.into_inner()), [0, 1, 0, 1, 0, 1]);
+    let after = pool::stats();
+    assert_eq!(after.coop_yields - before.coop_yields, 2);
+    assert_eq!((after.tasks_live, after.pool_live_allocations), (before.tasks_live, before.pool_live_allocations));
+}

@@ -35,6 +35,7 @@ use super::events::{self, EventState};
 use crate::addr::SocketAddr;
 use crate::buf::{Buf, IoBuf, IoBufMut};
 use crate::error::{Error, Result, Step};
+use crate::executor::coop;
 use crate::irp::{Issued, IrpSlot};
 use crate::pool::{self, PoolBox};
 use crate::runtime::Runtime;
@@ -201,7 +202,8 @@ const IN_FLIGHT: u8 = 1;
 const FINISHED: u8 = 2;
 
 /// One provider call on a socket's io slot, owning the buffer the provider uses. Output: (status,
-/// information, the buffer back).
+/// information, the buffer back). A call that completes inline spends a unit of the task's cooperative
+/// budget; with none left, the first poll issues nothing and yields (`executor/coop.rs`).
 pub(crate) struct Op<'a, F, B: Park> {
     core: &'a SocketCore,
     step: Step,
@@ -216,14 +218,22 @@ impl<F: FnOnce(*mut IRP) -> NTSTATUS, B: Park> Future for Op<'_, F, B> {
         // SAFETY: no field is structurally pinned; nothing is moved out but the closure and the buffer.
         let this = unsafe { self.get_unchecked_mut() };
         if this.state == NEW {
+            // Before anything is issued: a task that has found its budget of operations ready without
+            // waiting goes to the back of the run queue first. Nothing is in flight and the call is kept,
+            // so the next poll issues it (or a drop just drops it, as if never polled).
+            if coop::poll_proceed(cx).is_pending() {
+                return Poll::Pending;
+            }
             if this.core.io.in_flight() || this.core.io.is_completed() {
                 // Unreachable: every operation settles the socket first. Never re-arm a busy IRP.
+                coop::spend(cx);
                 return this.finish(sys::STATUS_INVALID_DEVICE_STATE, 0);
             }
             let Some(SendCall(call)) = this.call.take() else { return Poll::Pending };
             // WskSocket has no socket yet; every other call is on `sock`, which must still be ours.
             let on_socket = this.step != Step::Socket;
             if on_socket && !this.core.enter_call() {
+                coop::spend(cx);
                 return this.finish(sys::STATUS_FILE_CLOSED, 0);
             }
             // SAFETY: owner-only state, written while the io slot is idle.
@@ -238,8 +248,15 @@ impl<F: FnOnce(*mut IRP) -> NTSTATUS, B: Park> Future for Op<'_, F, B> {
                 this.core.exit_call();
             }
             match issued {
-                Err(status) => return this.finish(status, 0),
-                Ok(Issued::Done(status, info)) => return this.finish(status, info),
+                // Completed (or failed) inline: ready without waiting, so it costs budget.
+                Err(status) => {
+                    coop::spend(cx);
+                    return this.finish(status, 0);
+                }
+                Ok(Issued::Done(status, info)) => {
+                    coop::spend(cx);
+                    return this.finish(status, info);
+                }
                 Ok(Issued::Pending) => this.state = IN_FLIGHT,
             }
         }
@@ -530,6 +547,13 @@ impl SocketCore {
             _ => {}
         }
         // The parked buffer, if not kept as leftover, is freed here: the provider is done with it.
+    }
+
+    /// Whether an abandoned receive left data for the next receive: a datagram (`datagram`) or stream
+    /// bytes.
+    pub(crate) fn has_leftover(&self, datagram: bool) -> bool {
+        // SAFETY: owner-only state.
+        unsafe { (*self.leftover.get()).as_ref() }.is_some_and(|lo| lo.datagram.is_some() == datagram)
     }
 
     /// Copies leftover stream data from an abandoned receive into `buf`; the count, if there was any.

@@ -32,7 +32,7 @@
 use core::ffi::c_void;
 use core::future::poll_fn;
 use core::ptr::{self, NonNull};
-use core::task::Poll;
+use core::task::{ready, Poll};
 use core::time::Duration;
 
 use super::core::{room, SocketCore};
@@ -40,6 +40,7 @@ use super::{not_open, Connection, DatagramSocket, Datagram, ListenSocket};
 use crate::addr::SocketAddr;
 use crate::buf::{BufError, BufResult, IoBufMut};
 use crate::error::{Error, Result, Step};
+use crate::executor::coop;
 use crate::pool::{self, PoolBox};
 use crate::sync::{AtomicWaker, KSpinLock};
 use crate::sys::{
@@ -646,8 +647,10 @@ impl ListenSocket {
             return Some(Ok(Connection { core: new, local, remote, stream: false }));
         }
         let next = poll_fn(|cx| {
+            // Before anything is taken from the queue (see `executor/coop.rs`).
+            ready!(coop::poll_proceed(cx));
             ev.waker.register(cx.waker());
-            ev.queue.with(|q| {
+            let next = ev.queue.with(|q| {
                 if q.closing {
                     Poll::Ready(AcceptNext::Closed)
                 } else if let Some(a) = q.accepted.pop_front() {
@@ -657,7 +660,12 @@ impl ListenSocket {
                 } else {
                     Poll::Pending
                 }
-            })
+            });
+            if next.is_ready() {
+                // Served from what the callbacks queued, without waiting: costs budget.
+                coop::spend(cx);
+            }
+            next
         })
         .await;
         Some(match next {
@@ -723,11 +731,14 @@ impl Connection {
             return reset.then(|| Err(Error::new(Step::Receive, sys::STATUS_CONNECTION_RESET)));
         }
         if room(buf).1 == 0 {
+            coop::proceed().await;
             return Some(Ok(0));
         }
         let wait = poll_fn(|cx| {
+            // Before anything is taken from the queue (see `executor/coop.rs`).
+            ready!(coop::poll_proceed(cx));
             ev.waker.register(cx.waker());
-            ev.queue.with(|q| {
+            let next = ev.queue.with(|q| {
                 if q.closing {
                     Poll::Ready(RecvNext::Closed)
                 } else if !q.chains.is_empty() {
@@ -742,7 +753,12 @@ impl Connection {
                 } else {
                     Poll::Pending
                 }
-            })
+            });
+            if next.is_ready() {
+                // Served from what the callbacks queued, without waiting: costs budget.
+                coop::spend(cx);
+            }
+            next
         });
         let next = match limit {
             None => wait.await,
@@ -831,8 +847,10 @@ impl DatagramSocket {
     pub(super) async fn recv_from_events<B: IoBufMut>(&mut self, mut buf: B) -> Result<BufResult<(Datagram, B), B>, B> {
         let Some(ev) = enabled(&self.core, sys::WSK_EVENT_RECEIVE_FROM) else { return Err(buf) };
         let next = poll_fn(|cx| {
+            // Before anything is taken from the queue (see `executor/coop.rs`).
+            ready!(coop::poll_proceed(cx));
             ev.waker.register(cx.waker());
-            ev.queue.with(|q| {
+            let next = ev.queue.with(|q| {
                 if q.closing {
                     Poll::Ready(DatagramNext::Closed)
                 } else if !q.chains.is_empty() {
@@ -842,7 +860,12 @@ impl DatagramSocket {
                 } else {
                     Poll::Pending
                 }
-            })
+            });
+            if next.is_ready() {
+                // Served from what the callbacks queued, without waiting: costs budget.
+                coop::spend(cx);
+            }
+            next
         })
         .await;
         match next {

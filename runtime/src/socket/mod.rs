@@ -23,6 +23,7 @@ use self::core::{check, ok, room, CoreBox, SocketCore, CANCEL_GRACE};
 use crate::addr::SocketAddr;
 use crate::buf::{BufError, BufResult, IoBuf, IoBufMut};
 use crate::error::{Error, Result, Step};
+use crate::executor::coop;
 use crate::runtime::Runtime;
 use crate::sys::{self, WSK_SOCKET};
 use crate::time;
@@ -408,6 +409,10 @@ impl Connection {
         if let Err(error) = self.core.settle(Step::Receive).await {
             return Err(BufError { error, buf });
         }
+        if self.core.has_leftover(false) {
+            // Ready without a provider call: costs budget, checked before the data is taken.
+            coop::proceed().await;
+        }
         if let Some(n) = self.core.take_leftover(&mut buf) {
             buf.set_received(n);
             return Ok(buf);
@@ -422,6 +427,7 @@ impl Connection {
         }
         let len = room(&mut buf).1;
         if len == 0 {
+            coop::proceed().await;
             buf.set_received(0);
             return Ok(buf);
         }
@@ -488,6 +494,7 @@ impl Connection {
         }
         let len = buf.io_bytes().1.saturating_sub(skip).min(MAX_TRANSFER);
         if len == 0 {
+            coop::proceed().await;
             return Ok((0, buf));
         }
         let op = {
@@ -644,6 +651,9 @@ impl DatagramSocket {
     pub async fn recv_from<B: IoBufMut>(&mut self, mut buf: B) -> BufResult<(Datagram, B), B> {
         if let Err(error) = self.core.settle(Step::ReceiveFrom).await {
             return Err(BufError { error, buf });
+        }
+        if self.core.has_leftover(true) {
+            coop::proceed().await;
         }
         if let Some((len, from, truncated)) = self.core.take_leftover_datagram(&mut buf) {
             buf.set_received(len);
