@@ -220,3 +220,40 @@ fn a_missing_release_is_caught() {
     let _ = session.stop();
     assert_clean("missing release (violation taken)");
 }
+
+/// Stream sockets (WSK_FLAG_STREAM_SOCKET) have a two-table client dispatch (WSK_CLIENT_STREAM_DISPATCH:
+/// the listen side's and the connection side's), and a socket a stream listener accepts gets a connection
+/// table: receive events work on both a stream connection the runtime opened and one it accepted, with no
+/// WskReceive. (A review found the runtime passing one flat table of six pointers: on Windows the
+/// provider would have called the accept callback as WskReceiveEvent.)
+#[test]
+fn receive_events_on_stream_sockets_use_the_stream_dispatch_layout() {
+    let _sim = wsk_sim::exclusive();
+    let session = Session::start().unwrap();
+    let port = wsk_tests::free_port();
+    let mut listener = RT
+        .block_on(wsk::StreamListener::bind(&RT, SocketAddr::v4([127, 0, 0, 1], port), wsk::BindOptions::default()))
+        .unwrap();
+    // Accepted by the stream listener.
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut accepted = RT.block_on(listener.accept()).unwrap();
+    RT.block_on(accepted.enable_events(true, true)).expect("enable events on an accepted stream socket");
+    client.write_all(b"accepted side").unwrap();
+    assert_eq!(recv_exact(&mut accepted, 13), b"accepted side");
+    // Opened by the runtime (connect_stream: WskSocket with the stream table).
+    let mut opened =
+        RT.block_on(Connection::connect_stream(&RT, SocketAddr::v4([127, 0, 0, 1], port), None)).unwrap();
+    let mut peer = RT.block_on(listener.accept()).unwrap();
+    RT.block_on(opened.enable_events(true, true)).expect("enable events on a stream socket");
+    RT.block_on(peer.send_all(Buf::from_slice(b"opened side").unwrap())).unwrap();
+    assert_eq!(recv_exact(&mut opened, 11), b"opened side");
+    let receives = faults::count_points().into_iter().find(|p| p.name == "WskReceive").map_or(0, |p| p.count);
+    assert_eq!(receives, 0, "data came from WskReceiveEvent");
+    drop(client);
+    for c in [accepted, opened, peer] {
+        RT.block_on(c.close()).unwrap();
+    }
+    RT.block_on(listener.close()).unwrap();
+    let _ = session.stop();
+    assert_clean("stream events");
+}

@@ -79,16 +79,18 @@ struct EventCallbackControl {
     event_mask: u32,
 }
 
-/// `WSK_CLIENT_STREAM_DISPATCH` (Windows 10 1703): a stream socket's callbacks.
+/// `WSK_CLIENT_STREAM_DISPATCH` (wsk.h, Windows 10 1703): a stream socket's callbacks are two tables,
+/// the listen side's and the connection side's, not one flat table.
 #[repr(C)]
 pub(crate) struct ClientStreamDispatch {
-    accept: Option<sys::PFN_WSK_ACCEPT_EVENT>,
-    inspect: Option<sys::PFN_WSK_INSPECT_EVENT>,
-    abort: Option<sys::PFN_WSK_ABORT_EVENT>,
-    receive: Option<sys::PFN_WSK_RECEIVE_EVENT>,
-    disconnect: Option<sys::PFN_WSK_DISCONNECT_EVENT>,
-    send_backlog: Option<sys::PFN_WSK_SEND_BACKLOG_EVENT>,
+    listen: *const WSK_CLIENT_LISTEN_DISPATCH,
+    connect: *const WSK_CLIENT_CONNECTION_DISPATCH,
 }
+
+// SAFETY: two pointers to immutable statics.
+unsafe impl Sync for ClientStreamDispatch {}
+
+const _: () = assert!(size_of::<ClientStreamDispatch>() == 2 * size_of::<usize>());
 
 /// The client dispatch table of listen sockets.
 pub(crate) static LISTEN_DISPATCH: WSK_CLIENT_LISTEN_DISPATCH =
@@ -103,14 +105,8 @@ pub(crate) static CONNECTION_DISPATCH: WSK_CLIENT_CONNECTION_DISPATCH = WSK_CLIE
 pub(crate) static DATAGRAM_DISPATCH: WSK_CLIENT_DATAGRAM_DISPATCH =
     WSK_CLIENT_DATAGRAM_DISPATCH { WskReceiveFromEvent: Some(on_receive_from) };
 /// The client dispatch table of stream sockets.
-pub(crate) static STREAM_DISPATCH: ClientStreamDispatch = ClientStreamDispatch {
-    accept: Some(on_accept),
-    inspect: None,
-    abort: None,
-    receive: Some(on_receive),
-    disconnect: Some(on_disconnect),
-    send_backlog: None,
-};
+pub(crate) static STREAM_DISPATCH: ClientStreamDispatch =
+    ClientStreamDispatch { listen: &raw const LISTEN_DISPATCH, connect: &raw const CONNECTION_DISPATCH };
 
 /// The client dispatch table WskSocket gets for a socket of category `flags`.
 pub(crate) fn dispatch_for(flags: u32) -> *const c_void {

@@ -163,8 +163,8 @@ async fn accept_on(listener: &SocketCore, accept: sys::PFN_WSK_ACCEPT, addr: Soc
         // The new core is the accepted socket's context, for its event callbacks; a connection that an
         // abandoned accept stashes gets another core and never has its callbacks enabled.
         let context = ::core::ptr::from_ref(&*new).cast_mut().cast::<::core::ffi::c_void>();
-        let flag = if stream { sys::WSK_FLAG_STREAM_SOCKET } else { sys::WSK_FLAG_CONNECTION_SOCKET };
-        let client_dispatch = events::dispatch_for(flag).cast::<sys::WSK_CLIENT_CONNECTION_DISPATCH>();
+        // WskAccept's AcceptSocketDispatch is a connection table, on a stream listener too.
+        let client_dispatch = events::dispatch_for(sys::WSK_FLAG_CONNECTION_SOCKET).cast::<sys::WSK_CLIENT_CONNECTION_DISPATCH>();
         // SAFETY: live listener; the address storage lives in the listener's core (stable until the
         // completion is collected, even if this future is dropped); context and table as in `create`.
         listener.op_plain(Step::Accept, move |irp| unsafe { accept(s, 0, context, client_dispatch, pl, pr, irp) })

@@ -60,15 +60,12 @@ const CHUNK: usize = 64 * 1024;
 /// Connection events a listener passes on to the sockets it accepts.
 pub(crate) const INHERITED: u32 = WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG;
 
-/// `WSK_CLIENT_STREAM_DISPATCH` (Windows 10 1703): a stream socket's callbacks.
+/// `WSK_CLIENT_STREAM_DISPATCH` (wsk.h, Windows 10 1703): a stream socket's callbacks are two tables,
+/// the listen side's and the connection side's (either may be NULL).
 #[repr(C)]
 struct ClientStreamDispatch {
-    accept: Option<PFN_WSK_ACCEPT_EVENT>,
-    inspect: *const c_void,
-    abort: *const c_void,
-    receive: Option<PFN_WSK_RECEIVE_EVENT>,
-    disconnect: Option<PFN_WSK_DISCONNECT_EVENT>,
-    send_backlog: *const c_void,
+    listen: *const WSK_CLIENT_LISTEN_DISPATCH,
+    connect: *const WSK_CLIENT_CONNECTION_DISPATCH,
 }
 
 /// The callbacks of a socket, read from its client dispatch table.
@@ -115,12 +112,22 @@ unsafe fn callbacks(socket: &Socket) -> Callbacks {
                     ..Callbacks::default()
                 }
             }
+            Kind::Stream if socket.lock().accepted => {
+                // WskAccept's AcceptSocketDispatch is a connection table, also on a stream listener.
+                let d = &*(dispatch as *const WSK_CLIENT_CONNECTION_DISPATCH);
+                Callbacks {
+                    receive: d.WskReceiveEvent,
+                    disconnect: d.WskDisconnectEvent,
+                    ..Callbacks::default()
+                }
+            }
             Kind::Stream => {
                 let d = &*(dispatch as *const ClientStreamDispatch);
+                let (listen, connect) = (d.listen.as_ref(), d.connect.as_ref());
                 Callbacks {
-                    accept: d.accept,
-                    receive: d.receive,
-                    disconnect: d.disconnect,
+                    accept: listen.and_then(|l| l.WskAcceptEvent),
+                    receive: connect.and_then(|c| c.WskReceiveEvent),
+                    disconnect: connect.and_then(|c| c.WskDisconnectEvent),
                     ..Callbacks::default()
                 }
             }

@@ -54,6 +54,7 @@ pub(super) fn accept_one(
                     let mut state = socket.lock();
                     state.bound = true;
                     state.connected = true;
+                    state.accepted = true;
                 }
                 Some(Ok((socket, local, remote)))
             }

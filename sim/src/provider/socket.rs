@@ -94,6 +94,10 @@ pub(crate) struct SockState {
     /// The peer reset the connection. Linux reports ECONNRESET to one read only (later reads give 0); on
     /// Windows every later receive fails with STATUS_CONNECTION_RESET, so the sim remembers it.
     pub(crate) peer_reset: bool,
+    /// Accepted from a listener (WskAccept or an accept event): its client dispatch table is a
+    /// WSK_CLIENT_CONNECTION_DISPATCH whatever its category (a stream socket otherwise has a
+    /// WSK_CLIENT_STREAM_DISPATCH).
+    pub(crate) accepted: bool,
     /// WskCloseSocket stopped the socket's callbacks: none may start any more.
     pub(crate) callbacks_over: bool,
 }
