@@ -60,6 +60,7 @@ pub(crate) static CONNECTIONS_OPEN: Counter = Counter::new();
 pub(crate) static CONNECTIONS_REFUSED: Counter = Counter::new();
 pub(crate) static WSK_CALLS: Counter = Counter::new();
 pub(crate) static COOP_YIELDS: Counter = Counter::new();
+pub(crate) static DATAGRAMS_DROPPED: Counter = Counter::new();
 
 /// A snapshot of the runtime's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,6 +102,9 @@ pub struct Stats {
     /// Polls a task gave up because it had used its cooperative budget (operations found ready without
     /// waiting in one poll): each sent the task to the back of the run queue.
     pub coop_yields: u64,
+    /// Datagrams a receive-from event callback could not keep (its queue full, or data not mapped to a
+    /// system address) and dropped, as UDP may, rather than refuse: a refusal would disable the callback.
+    pub datagrams_dropped: u64,
 }
 
 /// Reads every counter.
@@ -125,6 +129,7 @@ pub fn stats() -> Stats {
         connections_refused: CONNECTIONS_REFUSED.get(),
         wsk_calls: WSK_CALLS.get(),
         coop_yields: COOP_YIELDS.get(),
+        datagrams_dropped: DATAGRAMS_DROPPED.get(),
     }
 }
 

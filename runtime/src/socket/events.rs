@@ -482,9 +482,16 @@ unsafe extern "system" fn on_receive_from(context: *mut c_void, _flags: u32, ind
         }
     }
     let chain = Chain { head: indication.cast(), cur: indication.cast(), off: 0 };
-    let kept = ev.queue.with(|q| !q.closing && all_mapped && q.chains.push_back(chain));
-    if !kept {
+    let (closing, kept) = ev.queue.with(|q| (q.closing, !q.closing && all_mapped && q.chains.push_back(chain)));
+    if closing {
         return STATUS_DATA_NOT_ACCEPTED;
+    }
+    if !kept {
+        // STATUS_DATA_NOT_ACCEPTED would disable WskReceiveFromEvent until it is enabled again (WSK's
+        // rule for datagram sockets), leaving the endpoint deaf: take the datagram and drop it instead,
+        // as UDP may, and count it.
+        crate::pool::DATAGRAMS_DROPPED.inc();
+        return sys::STATUS_SUCCESS;
     }
     ev.wake();
     sys::STATUS_PENDING

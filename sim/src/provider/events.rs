@@ -843,6 +843,12 @@ fn deliver_datagram(socket: &Arc<Socket>) {
             )
         }
     });
+    if status == STATUS_DATA_NOT_ACCEPTED {
+        // WSK: a datagram socket's client that refuses an indication has WskReceiveFromEvent disabled
+        // until it enables it again (the data stays with the transport; the sim drops this one).
+        socket.lock().events &= !WSK_EVENT_RECEIVE_FROM;
+        crate::log::note("WskReceiveFromEvent returned STATUS_DATA_NOT_ACCEPTED: the event is disabled");
+    }
     if status != STATUS_PENDING && unhold(socket, block as usize) {
         // SAFETY: `block` came from Box::into_raw above, the client did not keep it and it is unlisted.
         unsafe { drop(Box::from_raw(block)) };
