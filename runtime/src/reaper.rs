@@ -262,7 +262,16 @@ impl Sockets {
                     Ok(false) => {}
                     Ok(true) | Err(_) => busy += 1,
                 }
-                if let Some(free) = orphans.0.iter_mut().find(|o| o.is_none()) {
+                let Some(free) = orphans.0.iter_mut().find(|o| o.is_none()) else {
+                    // No slot to close a stashed or event-queued accepted socket with now: count the core
+                    // busy so the pass runs again (else unload could end with them open, and
+                    // WskDeregister would wait forever).
+                    if core.has_stash_for_close() {
+                        busy += 1;
+                    }
+                    continue;
+                };
+                {
                     let stashed = core.take_stash_for_close();
                     if !stashed.is_null() {
                         closes += 1;

@@ -607,7 +607,13 @@ impl SocketCore {
         self.stash.store(s, Ordering::Release);
     }
 
-    /// Takes the stash for closing (the reaper's shutdown pass, which may not touch owner state).
+    /// A stashed or event-queued accepted socket waits to be closed (the reaper's shutdown pass).
+    pub(crate) fn has_stash_for_close(&self) -> bool {
+        !self.stash.load(Ordering::Acquire).is_null() || !events::no_accepted(self)
+    }
+
+    /// Takes the stash for closing (the reaper's shutdown pass, which may not touch owner state): the
+    /// stashed or an event-queued accepted socket, uncounted.
     pub(crate) fn take_stash_for_close(&self) -> *mut WSK_SOCKET {
         let mut s = self.stash.swap(ptr::null_mut(), Ordering::AcqRel);
         if s.is_null() {

@@ -387,13 +387,24 @@ unsafe extern "system" fn on_accept(
     let (local, remote) = unsafe { (read_sockaddr(local), read_sockaddr(remote)) };
     let fallback = SocketAddr::v4([0; 4], 0);
     let item = Accepted { sock: accept_socket, local: local.unwrap_or(fallback), remote: remote.unwrap_or(fallback) };
-    let queued = ev.queue.with(|q| !q.closing && q.mask & sys::WSK_EVENT_ACCEPT != 0 && q.accepted.push_back(item));
+    // Counted open before it is queued (under the lock): `accept` or the close that takes it uncounts it,
+    // so the count never dips below zero in between.
+    let queued = ev.queue.with(|q| {
+        if q.closing || q.mask & sys::WSK_EVENT_ACCEPT == 0 {
+            return false;
+        }
+        pool::SOCKETS_OPEN.inc();
+        let queued = q.accepted.push_back(item);
+        if !queued {
+            pool::SOCKETS_OPEN.dec();
+        }
+        queued
+    });
     if !queued {
         pool::CONNECTIONS_REFUSED.inc();
         return sys::STATUS_REQUEST_NOT_ACCEPTED;
     }
-    // Counted open from now: it is ours to close (at `accept`, or with the listener).
-    pool::SOCKETS_OPEN.inc();
+    // Ours to close from now (at `accept`, or with the listener).
     pool::SOCKETS_TOTAL.inc();
     if !accept_context.is_null() && !accept_dispatch.is_null() {
         // SAFETY: out-parameters of the callback. No context and no table: the connection gets no events.
