@@ -656,7 +656,7 @@ impl ListenSocket {
         }
         let next = poll_fn(|cx| {
             ev.waker.register(cx.waker());
-            let next = ev.queue.with(|q| {
+            ev.queue.with(|q| {
                 if q.closing {
                     Poll::Ready(AcceptNext::Closed)
                 } else if let Some(a) = q.accepted.pop_front() {
@@ -666,8 +666,7 @@ impl ListenSocket {
                 } else {
                     Poll::Pending
                 }
-            });
-            next
+            })
         })
         .await;
         Some(match next {
@@ -740,7 +739,7 @@ impl Connection {
         }
         let wait = poll_fn(|cx| {
             ev.waker.register(cx.waker());
-            let next = ev.queue.with(|q| {
+            ev.queue.with(|q| {
                 if q.closing {
                     Poll::Ready(RecvNext::Closed)
                 } else if !q.chains.is_empty() {
@@ -755,8 +754,7 @@ impl Connection {
                 } else {
                     Poll::Pending
                 }
-            });
-            next
+            })
         });
         let next = match deadline {
             None => wait.await,
@@ -847,7 +845,7 @@ impl DatagramSocket {
         let Some(ev) = enabled(&self.core, sys::WSK_EVENT_RECEIVE_FROM) else { return Err(buf) };
         let next = poll_fn(|cx| {
             ev.waker.register(cx.waker());
-            let next = ev.queue.with(|q| {
+            ev.queue.with(|q| {
                 if q.closing {
                     Poll::Ready(DatagramNext::Closed)
                 } else if !q.chains.is_empty() {
@@ -857,8 +855,7 @@ impl DatagramSocket {
                 } else {
                     Poll::Pending
                 }
-            });
-            next
+            })
         })
         .await;
         match next {
