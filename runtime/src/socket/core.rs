@@ -35,7 +35,6 @@ use super::events::{self, EventState};
 use crate::addr::SocketAddr;
 use crate::buf::{Buf, IoBuf, IoBufMut};
 use crate::error::{Error, Result, Step};
-use crate::executor::coop;
 use crate::irp::{Issued, IrpSlot};
 use crate::pool::{self, PoolBox};
 use crate::runtime::Runtime;
@@ -202,8 +201,10 @@ const IN_FLIGHT: u8 = 1;
 const FINISHED: u8 = 2;
 
 /// One provider call on a socket's io slot, owning the buffer the provider uses. Output: (status,
-/// information, the buffer back). A call that completes inline spends a unit of the task's cooperative
-/// budget; with none left, the first poll issues nothing and yields (`executor/coop.rs`).
+/// information, the buffer back). The first poll always issues the call: the cooperative budget is
+/// checked and spent once at the entry of the public socket operation (`executor/coop.rs`), never here,
+/// so nothing that operation already did (a refusal taken from the event queue, earlier chunks of a
+/// `send_all`) waits on a budget yield before its IRP is issued.
 pub(crate) struct Op<'a, F, B: Park> {
     core: &'a SocketCore,
     step: Step,
@@ -218,22 +219,14 @@ impl<F: FnOnce(*mut IRP) -> NTSTATUS, B: Park> Future for Op<'_, F, B> {
         // SAFETY: no field is structurally pinned; nothing is moved out but the closure and the buffer.
         let this = unsafe { self.get_unchecked_mut() };
         if this.state == NEW {
-            // Before anything is issued: a task that has found its budget of operations ready without
-            // waiting goes to the back of the run queue first. Nothing is in flight and the call is kept,
-            // so the next poll issues it (or a drop just drops it, as if never polled).
-            if coop::poll_proceed(cx).is_pending() {
-                return Poll::Pending;
-            }
             if this.core.io.in_flight() || this.core.io.is_completed() {
                 // Unreachable: every operation settles the socket first. Never re-arm a busy IRP.
-                coop::spend(cx);
                 return this.finish(sys::STATUS_INVALID_DEVICE_STATE, 0);
             }
             let Some(SendCall(call)) = this.call.take() else { return Poll::Pending };
             // WskSocket has no socket yet; every other call is on `sock`, which must still be ours.
             let on_socket = this.step != Step::Socket;
             if on_socket && !this.core.enter_call() {
-                coop::spend(cx);
                 return this.finish(sys::STATUS_FILE_CLOSED, 0);
             }
             // SAFETY: owner-only state, written while the io slot is idle.
@@ -248,15 +241,8 @@ impl<F: FnOnce(*mut IRP) -> NTSTATUS, B: Park> Future for Op<'_, F, B> {
                 this.core.exit_call();
             }
             match issued {
-                // Completed (or failed) inline: ready without waiting, so it costs budget.
-                Err(status) => {
-                    coop::spend(cx);
-                    return this.finish(status, 0);
-                }
-                Ok(Issued::Done(status, info)) => {
-                    coop::spend(cx);
-                    return this.finish(status, info);
-                }
+                Err(status) => return this.finish(status, 0),
+                Ok(Issued::Done(status, info)) => return this.finish(status, info),
                 Ok(Issued::Pending) => this.state = IN_FLIGHT,
             }
         }
@@ -549,13 +535,6 @@ impl SocketCore {
         // The parked buffer, if not kept as leftover, is freed here: the provider is done with it.
     }
 
-    /// Whether an abandoned receive left data for the next receive: a datagram (`datagram`) or stream
-    /// bytes.
-    pub(crate) fn has_leftover(&self, datagram: bool) -> bool {
-        // SAFETY: owner-only state.
-        unsafe { (*self.leftover.get()).as_ref() }.is_some_and(|lo| lo.datagram.is_some() == datagram)
-    }
-
     /// Copies leftover stream data from an abandoned receive into `buf`; the count, if there was any.
     pub(crate) fn take_leftover<B: IoBufMut>(&self, buf: &mut B) -> Option<usize> {
         // SAFETY: owner-only state.
@@ -788,6 +767,19 @@ impl SocketCore {
     pub(crate) fn drop_wakers(&self) {
         self.io.drop_waker();
         self.close_slot.drop_waker();
+        if let Some(ev) = self.event_state() {
+            // A receive (or accept) that was waiting on the event queue when its owner was leaked.
+            ev.drop_waker();
+        }
+    }
+
+    /// The stream is out of sync (part of a message went out, the rest never will): every later
+    /// operation fails with STATUS_CONNECTION_ABORTED, and the socket is closed, as after an abandoned
+    /// send.
+    pub(crate) fn break_stream(&self) {
+        // SAFETY: owner-only state; called by the owner.
+        unsafe { *self.broken.get() = Some(sys::STATUS_CONNECTION_ABORTED) };
+        let _ = self.start_close();
     }
 
     /// True when nothing is in flight, nothing waits to be collected and the socket is closed: the core

@@ -32,8 +32,7 @@
 use core::ffi::c_void;
 use core::future::poll_fn;
 use core::ptr::{self, NonNull};
-use core::task::{ready, Poll};
-use core::time::Duration;
+use core::task::Poll;
 
 use super::core::{room, SocketCore};
 use super::{not_open, Connection, DatagramSocket, Datagram, ListenSocket};
@@ -47,7 +46,7 @@ use crate::sys::{
     self, NTSTATUS, SOCKADDR, WSK_CLIENT_CONNECTION_DISPATCH, WSK_CLIENT_DATAGRAM_DISPATCH,
     WSK_CLIENT_LISTEN_DISPATCH, WSK_DATAGRAM_INDICATION, WSK_DATA_INDICATION, WSK_SOCKET,
 };
-use crate::time;
+use crate::time::{self, Instant};
 
 /// Connections an accept event may queue before the next `accept` takes one; more are refused.
 pub(crate) const ACCEPT_QUEUE: usize = 16;
@@ -239,6 +238,11 @@ pub(crate) struct EventState {
 }
 
 impl EventState {
+    /// Drops the waker of the owner's task waiting on the queue (an orphaned core's owner is gone).
+    pub(crate) fn drop_waker(&self) {
+        drop(self.waker.take());
+    }
+
     fn wake(&self) {
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -640,6 +644,7 @@ impl ListenSocket {
     /// [`Step::Events`] with the provider's status; STATUS_NOT_IMPLEMENTED where the provider does not
     /// implement WskControlSocket (Wine). The listener is closed on failure.
     pub async fn enable_accept_events(&mut self) -> Result<()> {
+        coop::proceed().await;
         if let Err(error) = self.core.settle(Step::Events).await {
             return Err(error.at(self.addr));
         }
@@ -661,10 +666,8 @@ impl ListenSocket {
             return Some(Ok(Connection { core: new, local, remote, stream: false }));
         }
         let next = poll_fn(|cx| {
-            // Before anything is taken from the queue (see `executor/coop.rs`).
-            ready!(coop::poll_proceed(cx));
             ev.waker.register(cx.waker());
-            let next = ev.queue.with(|q| {
+            ev.queue.with(|q| {
                 if q.closing {
                     Poll::Ready(AcceptNext::Closed)
                 } else if let Some(a) = q.accepted.pop_front() {
@@ -674,12 +677,7 @@ impl ListenSocket {
                 } else {
                     Poll::Pending
                 }
-            });
-            if next.is_ready() {
-                // Served from what the callbacks queued, without waiting: costs budget.
-                coop::spend(cx);
-            }
-            next
+            })
         })
         .await;
         Some(match next {
@@ -725,6 +723,7 @@ impl Connection {
         if mask == 0 {
             return Ok(());
         }
+        coop::proceed().await;
         self.core.settle(Step::Events).await.map_err(|e| e.at(self.remote))?;
         if !self.core.own_context() {
             let _ = self.core.close().await;
@@ -736,7 +735,9 @@ impl Connection {
 
     /// `recv` served by the receive events; `None` when the IRP path must serve it (receive events not
     /// enabled, or data the callback refused is waiting in the provider).
-    pub(super) async fn recv_events<B: IoBufMut>(&mut self, buf: &mut B, limit: Option<Duration>) -> Option<Result<usize>> {
+    /// `deadline`: [`Self::recv_timeout`]'s, which a WskReceive after a refusal keeps (it does not start
+    /// over).
+    pub(super) async fn recv_events<B: IoBufMut>(&mut self, buf: &mut B, deadline: Option<Instant>) -> Option<Result<usize>> {
         let ev = enabled(&self.core, sys::WSK_EVENT_RECEIVE | sys::WSK_EVENT_DISCONNECT)?;
         let receive = ev.queue.with(|q| q.mask & sys::WSK_EVENT_RECEIVE != 0);
         if !receive {
@@ -745,14 +746,11 @@ impl Connection {
             return reset.then(|| Err(Error::new(Step::Receive, sys::STATUS_CONNECTION_RESET)));
         }
         if room(buf).1 == 0 {
-            coop::proceed().await;
             return Some(Ok(0));
         }
         let wait = poll_fn(|cx| {
-            // Before anything is taken from the queue (see `executor/coop.rs`).
-            ready!(coop::poll_proceed(cx));
             ev.waker.register(cx.waker());
-            let next = ev.queue.with(|q| {
+            ev.queue.with(|q| {
                 if q.closing {
                     Poll::Ready(RecvNext::Closed)
                 } else if !q.chains.is_empty() {
@@ -767,16 +765,11 @@ impl Connection {
                 } else {
                     Poll::Pending
                 }
-            });
-            if next.is_ready() {
-                // Served from what the callbacks queued, without waiting: costs budget.
-                coop::spend(cx);
-            }
-            next
+            })
         });
-        let next = match limit {
+        let next = match deadline {
             None => wait.await,
-            Some(limit) => match time::timeout(limit, wait).await {
+            Some(deadline) => match time::timeout_at(deadline, wait).await {
                 Ok(next) => next,
                 Err(_) => return Some(Err(Error::new(Step::Timeout, sys::STATUS_IO_TIMEOUT))),
             },
@@ -853,6 +846,7 @@ impl DatagramSocket {
     /// [`Step::Events`] with the provider's status; STATUS_NOT_IMPLEMENTED where the provider does not
     /// implement WskControlSocket (Wine). The socket is closed on failure.
     pub async fn enable_receive_events(&mut self) -> Result<()> {
+        coop::proceed().await;
         self.core.settle(Step::Events).await.map_err(|e| e.at(self.addr))?;
         enable(&self.core, Category::Datagram, sys::WSK_EVENT_RECEIVE_FROM).await.map_err(|e| e.at(self.addr))
     }
@@ -861,10 +855,8 @@ impl DatagramSocket {
     pub(super) async fn recv_from_events<B: IoBufMut>(&mut self, mut buf: B) -> Result<BufResult<(Datagram, B), B>, B> {
         let Some(ev) = enabled(&self.core, sys::WSK_EVENT_RECEIVE_FROM) else { return Err(buf) };
         let next = poll_fn(|cx| {
-            // Before anything is taken from the queue (see `executor/coop.rs`).
-            ready!(coop::poll_proceed(cx));
             ev.waker.register(cx.waker());
-            let next = ev.queue.with(|q| {
+            ev.queue.with(|q| {
                 if q.closing {
                     Poll::Ready(DatagramNext::Closed)
                 } else if !q.chains.is_empty() {
@@ -874,12 +866,7 @@ impl DatagramSocket {
                 } else {
                     Poll::Pending
                 }
-            });
-            if next.is_ready() {
-                // Served from what the callbacks queued, without waiting: costs budget.
-                coop::spend(cx);
-            }
-            next
+            })
         })
         .await;
         match next {

@@ -26,7 +26,7 @@ use crate::error::{Error, Result, Step};
 use crate::executor::coop;
 use crate::runtime::Runtime;
 use crate::sys::{self, WSK_SOCKET};
-use crate::time;
+use crate::time::{self, Instant};
 
 /// Options applied between WskSocket and WskBind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -118,6 +118,7 @@ async fn open_bound<D>(
     flags: u32,
     bind_of: impl FnOnce(&D) -> sys::PFN_WSK_BIND,
 ) -> Result<CoreBox> {
+    coop::proceed().await;
     let core = SocketCore::alloc(rt).map_err(|e| e.at(addr))?;
     create(&core, addr.family(), flags).await.map_err(|e| e.at(addr))?;
     let v6 = addr.family() == sys::AF_INET6;
@@ -213,6 +214,7 @@ impl ListenSocket {
     /// # Errors
     /// [`Step::Allocate`] without memory, [`Step::Accept`] with the provider's status.
     pub async fn accept(&mut self) -> Result<Connection> {
+        coop::proceed().await;
         if let Some(r) = self.accept_queued().await {
             return r;
         }
@@ -273,6 +275,7 @@ impl StreamListener {
     /// # Errors
     /// [`Step::Allocate`] without memory, [`Step::Accept`] with the provider's status.
     pub async fn accept(&mut self) -> Result<Connection> {
+        coop::proceed().await;
         let d = self.core.dispatch::<sys::WSK_PROVIDER_STREAM_DISPATCH>().ok_or(not_open(Step::Accept))?.1.WskAccept;
         accept_on(&self.core, d, self.addr, true).await
     }
@@ -406,18 +409,18 @@ impl Connection {
     }
 
     async fn recv_inner<B: IoBufMut>(&mut self, mut buf: B, limit: Option<Duration>) -> BufResult<B, B> {
+        // One deadline for the whole call: a WskReceive after a refused indication gets what is left.
+        let deadline = limit.map(|limit| Instant::now().after(limit));
+        // Every call costs budget, whatever its outcome (an error too), checked before anything changes.
+        coop::proceed().await;
         if let Err(error) = self.core.settle(Step::Receive).await {
             return Err(BufError { error, buf });
-        }
-        if self.core.has_leftover(false) {
-            // Ready without a provider call: costs budget, checked before the data is taken.
-            coop::proceed().await;
         }
         if let Some(n) = self.core.take_leftover(&mut buf) {
             buf.set_received(n);
             return Ok(buf);
         }
-        match self.recv_events(&mut buf, limit).await {
+        match self.recv_events(&mut buf, deadline).await {
             Some(Ok(n)) => {
                 buf.set_received(n);
                 return Ok(buf);
@@ -427,7 +430,6 @@ impl Connection {
         }
         let len = room(&mut buf).1;
         if len == 0 {
-            coop::proceed().await;
             buf.set_received(0);
             return Ok(buf);
         }
@@ -443,11 +445,11 @@ impl Connection {
             // SAFETY: live socket; the WSK_BUF and MDL live in the core and describe exactly `len` bytes.
             self.core.op(Step::Receive, buf, move |irp| unsafe { receive(s, wb, 0, irp) })
         };
-        let (status, info, mut buf) = match limit {
+        let (status, info, mut buf) = match deadline {
             None => op.await,
-            Some(limit) => self.with_deadline(op, limit).await,
+            Some(deadline) => self.with_deadline(op, deadline).await,
         };
-        if status == sys::STATUS_CANCELLED && limit.is_some() && info == 0 {
+        if status == sys::STATUS_CANCELLED && deadline.is_some() && info == 0 {
             return Err(BufError { error: Error::new(Step::Timeout, sys::STATUS_IO_TIMEOUT), buf });
         }
         if let Err(error) = check(Step::Receive, status) {
@@ -457,15 +459,16 @@ impl Connection {
         Ok(buf)
     }
 
-    /// Runs an operation for at most `limit`, then cancels it and waits for its completion (closing the
-    /// socket after [`CANCEL_GRACE`] if the provider does not cancel).
-    async fn with_deadline<F, B>(&self, op: self::core::Op<'_, F, B>, limit: Duration) -> (sys::NTSTATUS, usize, B)
+    /// Runs an operation until `deadline` (it is issued even if that has passed), then cancels it and
+    /// waits for its completion (closing the socket after [`CANCEL_GRACE`] if the provider does not
+    /// cancel).
+    async fn with_deadline<F, B>(&self, op: self::core::Op<'_, F, B>, deadline: Instant) -> (sys::NTSTATUS, usize, B)
     where
         F: FnOnce(*mut sys::IRP) -> sys::NTSTATUS,
         B: self::core::Park,
     {
         let mut op = ::core::pin::pin!(op);
-        if let Ok(r) = time::timeout(limit, op.as_mut()).await {
+        if let Ok(r) = time::timeout_at(deadline, op.as_mut()).await {
             return r;
         }
         if self.core.io.cancel() {
@@ -484,17 +487,18 @@ impl Connection {
     /// # Errors
     /// [`Step::Send`] with the provider's status, with the buffer.
     pub async fn send<B: IoBuf>(&mut self, buf: B) -> BufResult<(usize, B), B> {
+        coop::proceed().await;
         self.send_from(buf, 0).await
     }
 
-    /// Sends `buf`'s bytes from `skip` on (one WskSend of at most MAX_TRANSFER bytes).
-    async fn send_from<B: IoBuf>(&mut self, buf: B, skip: usize) -> BufResult<(usize, B), B> {
+    /// Sends `buf`'s bytes from `skip` on (one WskSend of at most MAX_TRANSFER bytes). Spends no budget:
+    /// its callers did, once per call.
+    async fn send_from<B: IoBuf>(&self, buf: B, skip: usize) -> BufResult<(usize, B), B> {
         if let Err(error) = self.core.settle(Step::Send).await {
             return Err(BufError { error, buf });
         }
         let len = buf.io_bytes().1.saturating_sub(skip).min(MAX_TRANSFER);
         if len == 0 {
-            coop::proceed().await;
             return Ok((0, buf));
         }
         let op = {
@@ -521,16 +525,29 @@ impl Connection {
     /// # Errors
     /// [`Step::Send`] with the provider's status; STATUS_CONNECTION_ABORTED if the provider accepts
     /// nothing.
+    ///
+    /// One unit of cooperative budget for the whole call, so the chunks after the first are issued
+    /// without a yield between them. Dropping the future after some chunks went out (but not all) leaves
+    /// the peer with part of the message: the stream is then marked broken and closed, as after a send
+    /// abandoned in flight, so that no later message follows the partial one.
     pub async fn send_all<B: IoBuf>(&mut self, mut buf: B) -> BufResult<B, B> {
+        coop::proceed().await;
         let total = buf.io_bytes().1;
-        let mut sent = 0;
-        while sent < total {
-            let (n, b) = self.send_from(buf, sent).await?;
+        let mut guard = PartialSend { core: &self.core, sent: 0, total };
+        while guard.sent < total {
+            let (n, b) = match self.send_from(buf, guard.sent).await {
+                Ok(r) => r,
+                Err(e) => {
+                    guard.disarm();
+                    return Err(e);
+                }
+            };
             buf = b;
             if n == 0 {
+                guard.disarm();
                 return Err(BufError { error: Error::new(Step::Send, sys::STATUS_CONNECTION_ABORTED), buf });
             }
-            sent += n;
+            guard.sent += n;
         }
         Ok(buf)
     }
@@ -544,6 +561,7 @@ impl Connection {
     /// does not implement WskDisconnect (Wine 8.0's netio.sys stubs it: its close is graceful anyway),
     /// in which case nothing happened and [`Self::close`] is the way to end the connection.
     pub async fn disconnect(&mut self) -> Result<()> {
+        coop::proceed().await;
         self.core.settle(Step::Disconnect).await?;
         let op = {
             let fns = if self.stream {
@@ -571,6 +589,30 @@ impl Connection {
     #[must_use]
     pub fn is_open(&self) -> bool {
         !self.core.sock().is_null()
+    }
+}
+
+/// [`Connection::send_all`]'s guard: dropped with `0 < sent < total` (the future dropped between or
+/// during chunks), the stream is out of sync and is broken.
+struct PartialSend<'a> {
+    core: &'a SocketCore,
+    sent: usize,
+    total: usize,
+}
+
+impl PartialSend<'_> {
+    /// The call returned: its caller learns the outcome itself.
+    fn disarm(&mut self) {
+        self.sent = 0;
+    }
+}
+
+impl Drop for PartialSend<'_> {
+    fn drop(&mut self) {
+        if 0 < self.sent && self.sent < self.total {
+            log::debug!("send_all dropped after {} of {} bytes; the stream is out of sync, closing it", self.sent, self.total);
+            self.core.break_stream();
+        }
     }
 }
 
@@ -617,6 +659,7 @@ impl DatagramSocket {
     /// [`Step::SendTo`] with the provider's status (STATUS_INVALID_PARAMETER for a datagram larger than
     /// [`MAX_TRANSFER`]: datagrams are never split), with the buffer.
     pub async fn send_to<B: IoBuf>(&mut self, buf: B, to: SocketAddr) -> BufResult<B, B> {
+        coop::proceed().await;
         if let Err(error) = self.core.settle(Step::SendTo).await {
             return Err(BufError { error: error.at(to), buf });
         }
@@ -649,11 +692,9 @@ impl DatagramSocket {
     /// # Errors
     /// [`Step::ReceiveFrom`] with the provider's status, with the buffer.
     pub async fn recv_from<B: IoBufMut>(&mut self, mut buf: B) -> BufResult<(Datagram, B), B> {
+        coop::proceed().await;
         if let Err(error) = self.core.settle(Step::ReceiveFrom).await {
             return Err(BufError { error, buf });
-        }
-        if self.core.has_leftover(true) {
-            coop::proceed().await;
         }
         if let Some((len, from, truncated)) = self.core.take_leftover_datagram(&mut buf) {
             buf.set_received(len);
