@@ -4,8 +4,8 @@
 //! ```text
 //!   spawn ──► [queued] ──poll──► Pending ──(waker.wake from completion routine / timer)──► [queued] ...
 //!                          └───► Ready ──► future dropped, task unlinked, memory freed at refcount 0
-//!   coop:  a poll that finds 64 operations ready without waiting (inline completions) wakes its task and
-//!          returns Pending, so the task goes to the back of the queue (`executor/coop.rs`)
+//!   coop:  each poll of a task has a budget of 64 socket operations; the 65th wakes its task and
+//!          returns Pending before it starts, so the task goes to the back of the queue (`executor/coop.rs`)
 //!   stop:  every user task's future is dropped on the executor thread (listeners first: they were
 //!          spawned first); their sockets go to the reaper, a system task that keeps running until every
 //!          IRP has come back and every socket is closed; then the thread exits.

@@ -3,8 +3,8 @@
 //! task, the timers and the stop flag have their turn.
 //!
 //! ```text
-//!   executor: budget = BUDGET ──poll task──► op ready without waiting? ── budget left ──► spend 1, Ready
-//!                                                                    └─ spent ──► wake own waker, Pending
+//!   executor: budget = BUDGET ──poll task──► a public socket operation starts ── budget left ──► spend 1
+//!                                                                         └─ spent ──► wake own waker, Pending
 //!   the task goes to the back of the run queue; the executor fires timers and checks the stop flag
 //!   before it polls the task again (with a fresh budget); nothing was issued or taken meanwhile
 //! ```
@@ -18,9 +18,13 @@
 //! (a misuse) cannot race; at worst that spends units of the task's budget, which makes the task yield
 //! earlier (one extra trip through the run queue), never later.
 //!
-//! A check never loses anything: it happens before the operation issues its IRP or takes data from a
-//! queue, and a Pending for the budget leaves the operation as it was (nothing in flight, the data
-//! still queued), to be resumed at the next poll or dropped like an operation never polled.
+//! Every public socket operation (recv, send, send_all, accept, send_to, recv_from, disconnect, the event
+//! enables; binding and connecting through `open_bound`) spends one unit at its entry, whatever its
+//! outcome (errors included, so a loop that retries a failing call still yields), and nowhere inside, as
+//! tokio's coop does; an expired sleep spends one too (`time.rs`). A check never loses anything: it
+//! happens before the operation changes any state (issues its IRP, takes queued data, clears a refusal),
+//! and a Pending for the budget leaves everything as it was, to be resumed at the next poll or dropped
+//! like an operation never polled.
 
 use core::future::{poll_fn, Future};
 use core::task::{Context, Poll};
@@ -44,7 +48,7 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     }
 }
 
-/// Spends one unit of the polling task's budget: an operation was ready without waiting.
+/// Spends one unit of the polling task's budget (an operation started, or a sleep was already over).
 pub(crate) fn spend(cx: &Context<'_>) {
     if let Some(budget) = task::budget_of(cx.waker()) {
         // Saturating: another thread misusing a clone of the waker may have spent the last unit.
