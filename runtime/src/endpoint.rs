@@ -1,12 +1,15 @@
 //! Endpoints: what `#[wsk_endpoint]` implements ([`Endpoint`]), the configuration it generates
 //! ([`Config`]), and the one generic start every kind goes through ([`start`]).
 
+use core::future::Future;
 use core::time::Duration;
 
 use crate::addr::SocketAddr;
-use crate::error::Result;
+use crate::error::{Error, Result, Step};
 use crate::kind::Kind;
 use crate::runtime::Runtime;
+use crate::socket::BindOptions;
+use crate::{sys, time};
 
 /// An endpoint a driver opens at load: implemented by `#[wsk_endpoint]`.
 pub trait Endpoint: Sync + 'static {
@@ -101,6 +104,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The options WSK takes before bind, as declared.
+    #[must_use]
+    pub const fn bind_options(&self) -> BindOptions {
+        BindOptions { exclusive: self.exclusive, v6only: self.v6only }
+    }
+
     /// What the stub of an attribute with errors names (it never runs: the crate does not compile).
     #[doc(hidden)]
     pub const FALLBACK: Self = Self::new("", SocketAddr::v4([0; 4], 0));
@@ -135,6 +144,13 @@ impl Config {
 /// How long opening an endpoint (WskSocket, options, WskBind) may take before it is abandoned (its IRP
 /// cancelled, the socket closed) and DriverEntry fails with STATUS_IO_TIMEOUT.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `open` (opening an endpoint's socket at `addr`) to its end on the calling PASSIVE thread, within
+/// [`OPEN_TIMEOUT`]; past it `open` is dropped (its IRP cancelled, its socket closed by the reaper) and
+/// the error is [`Step::Timeout`] with STATUS_IO_TIMEOUT at `addr`.
+pub(crate) fn open_within<T>(rt: &'static Runtime, addr: SocketAddr, open: impl Future<Output = Result<T>>) -> Result<T> {
+    rt.block_on(time::timeout(OPEN_TIMEOUT, open)).map_err(|_| Error::new(Step::Timeout, sys::STATUS_IO_TIMEOUT).at(addr))?
+}
 
 /// Opens endpoint `ep` of kind `K` (called by generated code): `K`'s [`Kind::start`] with the
 /// configuration and the optional primary address.

@@ -140,7 +140,7 @@ fn plan(config: &Config, addr: Option<SocketAddr>) -> Result<Plan> {
         }
         Remote::Name { .. } => config.addr.family(),
     };
-    let options = BindOptions { exclusive: config.exclusive, v6only: config.v6only };
+    let options = config.bind_options();
     Ok(Plan { remote, local: declared, family, options, events: config.events })
 }
 

@@ -7,10 +7,10 @@ use core::time::Duration;
 use super::Kind;
 use crate::addr::SocketAddr;
 use crate::buf::{Buf, BufError};
-use crate::endpoint::{Config, OPEN_TIMEOUT};
-use crate::error::{Error, Result, Step};
+use crate::endpoint::Config;
+use crate::error::{Error, Result};
 use crate::runtime::Runtime;
-use crate::socket::{BindOptions, DatagramSocket};
+use crate::socket::DatagramSocket;
 use crate::{sys, time};
 
 /// The receive buffer of a datagram endpoint: no UDP datagram is longer (the IP total length is a
@@ -55,7 +55,7 @@ impl<E: DatagramHandler> Kind<E> for Datagram {
 
     fn start(ep: &'static E, rt: &'static Runtime, config: &'static Config, addr: Option<SocketAddr>) -> Result<()> {
         let addr = addr.unwrap_or(config.addr);
-        let options = BindOptions { exclusive: config.exclusive, v6only: config.v6only };
+        let options = config.bind_options();
         let buf = Buf::with_capacity(MAX_DATAGRAM).map_err(|e| e.at(addr))?;
         let receive_events = config.events.receive;
         let open = async move {
@@ -66,9 +66,7 @@ impl<E: DatagramHandler> Kind<E> for Datagram {
             }
             Ok::<DatagramSocket, Error>(socket)
         };
-        let socket = rt
-            .block_on(time::timeout(OPEN_TIMEOUT, open))
-            .map_err(|_| Error::new(Step::Timeout, sys::STATUS_IO_TIMEOUT).at(addr))??;
+        let socket = crate::endpoint::open_within(rt, addr, open)?;
         let name = config.name;
         // On error the closure (socket and buffer in it) is dropped: the socket is closed by the reaper.
         rt.spawn_with(move || receive_loop(ep, socket, buf, name)).map_err(|e| e.at(addr))?;

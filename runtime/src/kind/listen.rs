@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use super::Kind;
 use crate::addr::SocketAddr;
-use crate::endpoint::{Config, OPEN_TIMEOUT};
+use crate::endpoint::Config;
 use crate::error::{Error, Result, Step};
 use crate::pool::{self, PoolArc};
 use crate::runtime::Runtime;
@@ -82,7 +82,7 @@ impl Acceptor for StreamListener {
 }
 
 /// The start of every listening kind: opens the listener with `bind` (blocking, bounded by
-/// [`OPEN_TIMEOUT`]) at `addr` (or the declared address) with the declared options, enables the declared
+/// [`crate::endpoint::OPEN_TIMEOUT`]) at `addr` (or the declared address) with the declared options, enables the declared
 /// accept events (after bind, as WSK requires), then spawns the accept loop.
 pub(crate) fn start_listener<E, L, B, F>(
     ep: &'static E,
@@ -98,7 +98,7 @@ where
     F: Future<Output = Result<L>>,
 {
     let addr = addr.unwrap_or(config.addr);
-    let options = BindOptions { exclusive: config.exclusive, v6only: config.v6only };
+    let options = config.bind_options();
     let limit = Limit::new(config.max_connections)
         .ok_or(Error::new(Step::Allocate, sys::STATUS_INSUFFICIENT_RESOURCES).at(addr))?;
     let accept_events = config.events.accept;
@@ -110,9 +110,7 @@ where
         }
         Ok::<L, Error>(listener)
     };
-    let listener = rt
-        .block_on(time::timeout(OPEN_TIMEOUT, open))
-        .map_err(|_| Error::new(Step::Timeout, sys::STATUS_IO_TIMEOUT).at(addr))??;
+    let listener = crate::endpoint::open_within(rt, addr, open)?;
     let name = config.name;
     // On error the closure (and the listener in it) is dropped: the listener is closed by the reaper.
     rt.spawn_with(move || serve(ep, rt, listener, limit, name)).map_err(|e| e.at(addr))?;
