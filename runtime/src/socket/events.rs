@@ -335,6 +335,48 @@ unsafe fn mapped(buf: &sys::WSK_BUF) -> bool {
     true
 }
 
+/// A data or datagram indication: a `Next`-linked chain of buffers.
+trait Indication {
+    fn next(&self) -> *mut Self;
+    fn buffer(&self) -> &sys::WSK_BUF;
+}
+
+impl Indication for WSK_DATA_INDICATION {
+    fn next(&self) -> *mut Self {
+        self.Next
+    }
+    fn buffer(&self) -> &sys::WSK_BUF {
+        &self.Buffer
+    }
+}
+
+impl Indication for WSK_DATAGRAM_INDICATION {
+    fn next(&self) -> *mut Self {
+        self.Next
+    }
+    fn buffer(&self) -> &sys::WSK_BUF {
+        &self.Buffer
+    }
+}
+
+/// Whether every buffer of the chain from `first` is [`mapped`].
+///
+/// # Safety
+/// `first` heads a provider's indication chain, valid during the callback.
+unsafe fn chain_mapped<I: Indication>(first: *mut I) -> bool {
+    let mut cur = first;
+    while !cur.is_null() {
+        // SAFETY: a live indication of the chain (caller guarantee).
+        let ind = unsafe { &*cur };
+        // SAFETY: its buffer describes the provider's indication (caller guarantee).
+        if !unsafe { mapped(ind.buffer()) } {
+            return false;
+        }
+        cur = ind.next();
+    }
+    true
+}
+
 /// Copies the bytes of `buf` from `skip` into `dst` (at most `room`); the count.
 ///
 /// # Safety
@@ -440,15 +482,8 @@ unsafe extern "system" fn on_receive(
         ev.wake();
         return sys::STATUS_SUCCESS;
     }
-    let mut all_mapped = true;
-    let mut cur = indication;
-    while !cur.is_null() {
-        // SAFETY: a live indication chain during the callback.
-        unsafe {
-            all_mapped &= mapped(&(*cur).Buffer);
-            cur = (*cur).Next;
-        }
-    }
+    // SAFETY: a live indication chain during the callback.
+    let all_mapped = unsafe { chain_mapped(indication) };
     let chain = Chain { head: indication.cast(), cur: indication.cast(), off: 0 };
     let status = ev.queue.with(|q| {
         if q.closing {
@@ -487,15 +522,8 @@ unsafe extern "system" fn on_receive_from(context: *mut c_void, _flags: u32, ind
         ev.wake();
         return sys::STATUS_SUCCESS;
     }
-    let mut all_mapped = true;
-    let mut cur = indication;
-    while !cur.is_null() {
-        // SAFETY: a live indication chain during the callback.
-        unsafe {
-            all_mapped &= mapped(&(*cur).Buffer);
-            cur = (*cur).Next;
-        }
-    }
+    // SAFETY: a live indication chain during the callback.
+    let all_mapped = unsafe { chain_mapped(indication) };
     let chain = Chain { head: indication.cast(), cur: indication.cast(), off: 0 };
     let (closing, kept) = ev.queue.with(|q| (q.closing, !q.closing && all_mapped && q.chains.push_back(chain)));
     if closing {
