@@ -11,28 +11,10 @@
 pub mod upper;
 
 /// The peer's port: outside Linux's ephemeral range, checked free by the harness (the same number as in
-/// the attribute below; a host test checks they agree).
+/// the remote declared below; a host test checks they agree).
 pub const PEER_PORT: u16 = 24712;
 
-/// The endpoint: it connects (binding the wildcard of the remote's family, port 0, first) when the driver
-/// loads.
-#[wsk::wsk_endpoint(kind = "connection", remote = "localhost:24712")]
-pub struct Upper;
-
-impl wsk::ConnectionHandler for Upper {
-    async fn on_connected(&'static self, conn: &mut wsk::Connection) -> wsk::Result<()> {
-        upper::exchange("connect_name", conn).await
-    }
-
-    fn on_closed(&'static self, outcome: &wsk::Result<()>) -> wsk::Reconnect {
-        upper::closed("connect_name", outcome)
-    }
-}
-
-/// The one endpoint of the driver.
-pub static UPPER: Upper = Upper;
-
-wsk::driver!(log = log::LevelFilter::Info; UPPER);
+upper::upper_driver!("connect_name", remote = "localhost:24712");
 
 #[cfg(test)]
 mod tests {

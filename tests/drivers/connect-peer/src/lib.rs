@@ -9,28 +9,10 @@
 pub mod upper;
 
 /// The peer's port: outside Linux's ephemeral range, checked free by the harness (the same number as in
-/// the attribute below; a host test checks they agree).
+/// the remote declared below; a host test checks they agree).
 pub const PEER_PORT: u16 = 24711;
 
-/// The endpoint: it connects (binding the wildcard of the remote's family, port 0, first) when the driver
-/// loads.
-#[wsk::wsk_endpoint(kind = "connection", remote = "127.0.0.1:24711")]
-pub struct Upper;
-
-impl wsk::ConnectionHandler for Upper {
-    async fn on_connected(&'static self, conn: &mut wsk::Connection) -> wsk::Result<()> {
-        upper::exchange("connect_peer", conn).await
-    }
-
-    fn on_closed(&'static self, outcome: &wsk::Result<()>) -> wsk::Reconnect {
-        upper::closed("connect_peer", outcome)
-    }
-}
-
-/// The one endpoint of the driver.
-pub static UPPER: Upper = Upper;
-
-wsk::driver!(log = log::LevelFilter::Info; UPPER);
+upper::upper_driver!("connect_peer", remote = "127.0.0.1:24711");
 
 #[cfg(test)]
 mod tests {

@@ -2,8 +2,9 @@
 //! `HELLO <name>\n`, then send back everything the peer sends, upper-cased, until the peer closes. The
 //! outcome is logged (`wsk: INFO ...: exchange done` or the error) and the endpoint stops
 //! (`Reconnect::Stop`); the driver stays loaded until `sc stop`, whose unload line proves every count is
-//! back to zero. Each driver declares its own endpoint with `#[wsk_endpoint]`: the connection kind does
-//! the rest (resolve a name, WskSocket + WskBind + WskConnect, graceful disconnect, close).
+//! back to zero. Each driver declares its endpoint with [`upper_driver!`] (its name and remote): the
+//! connection kind does the rest (resolve a name, WskSocket + WskBind + WskConnect, graceful disconnect,
+//! close).
 
 use wsk::{Buf, Connection, Reconnect, Result};
 
@@ -43,3 +44,31 @@ pub fn closed(name: &str, outcome: &Result<()>) -> Reconnect {
     }
     Reconnect::Stop
 }
+
+/// Declares the driver's endpoint `Upper` (remote given by the attribute arguments), its handler (greet
+/// as `$name`, [`exchange`], [`closed`]), its static `UPPER` and the driver entry points: all that the
+/// two connect test drivers share.
+macro_rules! upper_driver {
+    ($name:literal, $($args:tt)*) => {
+        /// The endpoint: it connects (binding the wildcard of the remote's family, port 0, first) when the
+        /// driver loads.
+        #[wsk::wsk_endpoint(kind = "connection", $($args)*)]
+        pub struct Upper;
+
+        impl wsk::ConnectionHandler for Upper {
+            async fn on_connected(&'static self, conn: &mut wsk::Connection) -> wsk::Result<()> {
+                $crate::upper::exchange($name, conn).await
+            }
+
+            fn on_closed(&'static self, outcome: &wsk::Result<()>) -> wsk::Reconnect {
+                $crate::upper::closed($name, outcome)
+            }
+        }
+
+        /// The one endpoint of the driver.
+        pub static UPPER: Upper = Upper;
+
+        wsk::driver!(log = log::LevelFilter::Info; UPPER);
+    };
+}
+pub(crate) use upper_driver;
