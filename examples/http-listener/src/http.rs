@@ -83,6 +83,9 @@
 //!   body. `Transfer-Encoding: chunked` is decoded, under the same limit; other codings get 501.
 //! * Errors in the request head or framing (400, 413, 414, 417, 431, 501 for a coding, 505) close
 //!   the connection; 404, 405 and 501 for a method keep it, because the body was consumed.
+//! * Deadlines are the driver's (the core has no clock): it reads [`HttpConn::progress`] to time
+//!   each request from its first byte, and [`HttpConn::timed_out`] answers a request that did not
+//!   arrive in time with 408 and closes (an idle connection closes silently).
 //! * HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 closes unless `Connection: keep-alive`.
 //! * No `Date` header yet: the sans-IO core has no clock. RFC 9110 section 6.6.1 asks a server
 //!   that has one to send it; the driver could pass the time in alongside the stats.
@@ -159,6 +162,14 @@ pub struct Stats {
     pub irps_live: u64,
     /// MDLs allocated and not yet freed.
     pub mdls_live: u64,
+    /// Connections closed after the idle timeout (no byte of a next request in time).
+    pub closed_idle: u64,
+    /// Connections closed (after a 408) because a request head took too long from its first byte.
+    pub closed_head_timeout: u64,
+    /// Connections closed (after a 408) because a request body took too long after its head.
+    pub closed_body_timeout: u64,
+    /// Connections closed because the client did not accept a response in time (it stopped reading).
+    pub closed_send_timeout: u64,
 }
 
 /// Where `GET /stats` gets its numbers; called only when a `/stats` response is built.
@@ -210,6 +221,23 @@ pub enum Io {
     /// Close the connection now: the peer went away, a closing response was already sent, or a
     /// buffer is missing.
     Close,
+}
+
+/// Where the connection is in its current request, for the driver's deadlines; returned by
+/// [`HttpConn::progress`].
+///
+/// The core has no clock: the driver starts a deadline when the progress changes and calls
+/// [`HttpConn::timed_out`] when it passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Between requests: no byte of the next request is buffered (the idle keep-alive wait).
+    Idle,
+    /// Part of a request head is buffered (even only the empty lines a request may start with).
+    Head,
+    /// The head is complete; the body is being read (or `100 Continue` is owed first).
+    Body,
+    /// A response is queued or on its way, or the connection is closed: nothing is being received.
+    Responding,
 }
 
 /// What the connection needs next, seen through borrowed slices of its buffers; returned by
@@ -507,6 +535,33 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> HttpConn<B> {
                 self.body_len = 0;
                 self.phase = if close { Phase::Closed } else { Phase::Head };
             }
+        }
+    }
+
+    /// Where the current request is: between requests, in its head, in its body, or answered.
+    ///
+    /// Read it after [`next_io`](Self::next_io) returned [`Io::Receive`], to choose the deadline of
+    /// that receive: the idle timeout while [`Progress::Idle`], the request's own deadline while
+    /// [`Progress::Head`] or [`Progress::Body`].
+    #[must_use]
+    pub const fn progress(&self) -> Progress {
+        match self.phase {
+            Phase::Head if self.in_len == 0 => Progress::Idle,
+            Phase::Head => Progress::Head,
+            Phase::Body { .. } => Progress::Body,
+            Phase::Respond(_) | Phase::Closed => Progress::Responding,
+        }
+    }
+
+    /// Reports that the driver's deadline for the current request passed: a request that had started
+    /// ([`Progress::Head`], [`Progress::Body`]) is answered with `408 Request Timeout` and the
+    /// connection closes after it; an idle connection closes without a response (a 408 there could
+    /// cross a request the client is just sending). Does nothing while a response is under way.
+    pub fn timed_out(&mut self) {
+        match self.progress() {
+            Progress::Head | Progress::Body => self.reject(Code::RequestTimeout),
+            Progress::Idle => self.phase = Phase::Closed,
+            Progress::Responding => {}
         }
     }
 

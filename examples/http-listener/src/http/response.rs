@@ -37,6 +37,7 @@ pub(super) enum Code {
     BadRequest,
     NotFound,
     MethodNotAllowed,
+    RequestTimeout,
     ContentTooLarge,
     UriTooLong,
     ExpectationFailed,
@@ -53,6 +54,7 @@ impl Code {
             Self::BadRequest => 400,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
             Self::ContentTooLarge => 413,
             Self::UriTooLong => 414,
             Self::ExpectationFailed => 417,
@@ -69,6 +71,7 @@ impl Code {
             Self::BadRequest => "Bad Request",
             Self::NotFound => "Not Found",
             Self::MethodNotAllowed => "Method Not Allowed",
+            Self::RequestTimeout => "Request Timeout",
             Self::ContentTooLarge => "Content Too Large",
             Self::UriTooLong => "URI Too Long",
             Self::ExpectationFailed => "Expectation Failed",
@@ -172,7 +175,8 @@ pub(super) fn write_stats(buf: &mut [u8], stats: &Stats) -> Result<usize, fmt::E
         w,
         "{{\"connections_accepted\":{},\"connections_open\":{},\"requests_served\":{},\
          \"pool_live_allocations\":{},\"pool_total_allocations\":{},\"pool_live_bytes\":{},\
-         \"irps_in_flight\":{},\"irps_live\":{},\"mdls_live\":{}}}",
+         \"irps_in_flight\":{},\"irps_live\":{},\"mdls_live\":{},\"closed_idle\":{},\
+         \"closed_head_timeout\":{},\"closed_body_timeout\":{},\"closed_send_timeout\":{}}}",
         stats.connections_accepted,
         stats.connections_open,
         stats.requests_served,
@@ -182,6 +186,10 @@ pub(super) fn write_stats(buf: &mut [u8], stats: &Stats) -> Result<usize, fmt::E
         stats.irps_in_flight,
         stats.irps_live,
         stats.mdls_live,
+        stats.closed_idle,
+        stats.closed_head_timeout,
+        stats.closed_body_timeout,
+        stats.closed_send_timeout,
     )?;
     Ok(w.len())
 }

@@ -24,6 +24,10 @@ const STATS: Stats = Stats {
     irps_in_flight: 77,
     irps_live: 88,
     mdls_live: u64::MAX,
+    closed_idle: 1,
+    closed_head_timeout: 2,
+    closed_body_timeout: 3,
+    closed_send_timeout: 4,
 };
 
 /// How a driven connection ended.
@@ -362,7 +366,9 @@ fn stats_serves_every_field_as_json() {
         r.body_str(),
         "{\"connections_accepted\":11,\"connections_open\":2,\"requests_served\":33,\
          \"pool_live_allocations\":44,\"pool_total_allocations\":55,\"pool_live_bytes\":66,\
-         \"irps_in_flight\":77,\"irps_live\":88,\"mdls_live\":18446744073709551615}\n"
+         \"irps_in_flight\":77,\"irps_live\":88,\"mdls_live\":18446744073709551615,\
+         \"closed_idle\":1,\"closed_head_timeout\":2,\"closed_body_timeout\":3,\
+         \"closed_send_timeout\":4}\n"
     );
 }
 
@@ -620,6 +626,10 @@ fn malformed_headers_are_400() {
         b"GET / HTTP/1.1\r\nHost: x\r\nBad\x01: y\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\r\n\r\n",
+        // NUL in a field value or name (RFC 9110 5.5: a recipient must reject or replace it).
+        b"GET / HTTP/1.1\r\nHost: x\r\nA: b\x00c\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\x00\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nA\x00B: c\r\n\r\n",
     ] {
         assert_rejected(req, 400);
     }
@@ -1227,6 +1237,113 @@ fn connection_state_is_small_without_its_buffers() {
     // The buffers are separate allocations; what the driver's task holds is this.
     let size = core::mem::size_of::<HttpConn<Vec<u8>>>();
     assert!(size <= 1024, "HttpConn is {size} bytes");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress and deadlines (the driver's clock, the core's answer)
+// ---------------------------------------------------------------------------------------------
+
+/// Delivers `bytes` into the range the connection asks for (which must take them all).
+fn push(conn: &mut HttpConn<Vec<u8>>, bytes: &[u8]) {
+    let Step::NeedInput(buf) = conn.step(&STATS) else {
+        panic!("the connection does not want input: {conn:?}")
+    };
+    buf[..bytes.len()].copy_from_slice(bytes);
+    conn.received(bytes.len());
+}
+
+/// Takes the send the connection asks for: (bytes, then_close).
+fn take_send(conn: &mut HttpConn<Vec<u8>>) -> (Vec<u8>, bool) {
+    let Step::Send { bytes, then_close } = conn.step(&STATS) else {
+        panic!("the connection does not want to send: {conn:?}")
+    };
+    let out = (bytes.to_vec(), then_close);
+    conn.sent();
+    out
+}
+
+#[test]
+fn progress_follows_each_request_from_its_first_byte() {
+    let mut conn = new_conn();
+    assert!(matches!(conn.step(&STATS), Step::NeedInput(_)));
+    assert_eq!(conn.progress(), Progress::Idle, "nothing received yet");
+    push(&mut conn, b"GET / HTTP/1.1\r\nHo");
+    assert_eq!(conn.progress(), Progress::Head);
+    push(&mut conn, b"st: x\r\n\r\n");
+    let _ = conn.step(&STATS);
+    assert_eq!(conn.progress(), Progress::Responding);
+    let (bytes, close) = take_send(&mut conn);
+    assert!(bytes.starts_with(b"HTTP/1.1 200 "));
+    assert!(!close);
+    let _ = conn.step(&STATS);
+    assert_eq!(conn.progress(), Progress::Idle, "answered: idle again");
+
+    // Leading empty lines start a request too (else a client could send CRLFs forever).
+    push(&mut conn, b"\r\n");
+    assert_eq!(conn.progress(), Progress::Head);
+    push(&mut conn, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
+    let _ = conn.step(&STATS);
+    assert_eq!(conn.progress(), Progress::Body);
+    push(&mut conn, b"cd");
+    assert!(take_send(&mut conn).0.ends_with(b"abcd"));
+
+    // A pipelined request already buffered is under way as soon as the previous one is answered.
+    push(&mut conn, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /st");
+    let _ = conn.step(&STATS);
+    assert_eq!(conn.progress(), Progress::Responding);
+    let _ = take_send(&mut conn);
+    let _ = conn.step(&STATS);
+    assert_eq!(conn.progress(), Progress::Head);
+}
+
+#[test]
+fn a_request_that_times_out_gets_408_and_closes() {
+    for (partial, progress) in [
+        (&b"GET / HTTP/1.1\r\nHost:"[..], Progress::Head),
+        (b"G", Progress::Head),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\npart", Progress::Body),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", Progress::Body),
+    ] {
+        let mut conn = new_conn();
+        push(&mut conn, partial);
+        let _ = conn.step(&STATS);
+        assert_eq!(conn.progress(), progress, "{:?}", String::from_utf8_lossy(partial));
+        conn.timed_out();
+        let (bytes, close) = take_send(&mut conn);
+        let (r, len) = parse_response(&bytes, false);
+        assert_eq!((r.code, len), (408, bytes.len()));
+        assert_eq!(r.header("Connection"), Some("close"));
+        assert!(close, "a 408 closes");
+        assert_eq!(conn.next_io(&STATS), Io::Close);
+        assert_eq!(conn.requests_served(), 1);
+    }
+}
+
+#[test]
+fn an_idle_connection_that_times_out_closes_without_a_response() {
+    let mut conn = new_conn();
+    let _ = conn.step(&STATS);
+    conn.timed_out();
+    assert_eq!(conn.next_io(&STATS), Io::Close);
+    // After a served request too.
+    let mut conn = new_conn();
+    push(&mut conn, &get("/"));
+    let _ = take_send(&mut conn);
+    let _ = conn.step(&STATS);
+    assert_eq!(conn.progress(), Progress::Idle);
+    conn.timed_out();
+    assert_eq!(conn.next_io(&STATS), Io::Close);
+    assert_eq!(conn.requests_served(), 1);
+}
+
+#[test]
+fn a_timeout_while_responding_changes_nothing() {
+    let mut conn = new_conn();
+    push(&mut conn, &get("/"));
+    let _ = conn.step(&STATS);
+    conn.timed_out();
+    let (bytes, close) = take_send(&mut conn);
+    assert!(bytes.starts_with(b"HTTP/1.1 200 ") && !close);
 }
 
 // ---------------------------------------------------------------------------------------------
