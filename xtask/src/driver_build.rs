@@ -29,6 +29,10 @@ pub struct BuildOptions {
     pub package: String,
     /// Release profile (the default) or dev.
     pub release: bool,
+    /// The port a driver that listens should answer on, passed to its build as `WSK_HTTP_PORT` (the
+    /// HTTP sample reads it at compile time; other drivers ignore it). `None`: the variable is
+    /// removed, so the driver's own default applies.
+    pub port: Option<u16>,
 }
 
 impl Default for BuildOptions {
@@ -36,9 +40,13 @@ impl Default for BuildOptions {
         BuildOptions {
             package: DEFAULT_PACKAGE.to_owned(),
             release: true,
+            port: None,
         }
     }
 }
+
+/// The build-time variable that carries [`BuildOptions::port`] to the driver crate.
+pub const PORT_ENV: &str = "WSK_HTTP_PORT";
 
 /// A built and checked driver image.
 #[derive(Clone, Debug)]
@@ -77,6 +85,10 @@ pub fn build_with_features(paths: &Paths, opts: &BuildOptions, features: &[&str]
     if opts.release {
         cmd.arg("--release");
     }
+    match opts.port {
+        Some(port) => cmd.env(PORT_ENV, port.to_string()),
+        None => cmd.env_remove(PORT_ENV),
+    };
     util::run(&mut cmd)?;
 
     let name = opts.package.replace('-', "_");

@@ -63,7 +63,8 @@ options:
   --duration SECS       bench: seconds per wrk run (default 5)
   --sys PATH            serve/demo/test/bench: load this prebuilt .sys instead of building (still checked)
   --name NAME           service name for --sys (default: the file name without .sys)
-  --port N              the TCP port the driver answers on (default 8080)
+  --port N              the TCP port the driver answers on (default 8080); the HTTP sample is built for it
+                        (WSK_HTTP_PORT at compile time)
 
 environment:
   WSK_WINE_DIR          session directory: prefix, log, state, helper .exe (default target/wine)
@@ -199,7 +200,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             "--debug" if takes_driver => args.driver.build.release = false,
             "--sys" if loads_driver => args.driver.sys = Some(PathBuf::from(value("a path")?)),
             "--name" if loads_driver => args.driver.name = Some(value("a service name")?),
-            "--port" if loads_driver => {
+            "--port" if loads_driver || matches!(args.cmd, Cmd::Build) => {
                 let v = value("a port")?;
                 args.driver.port = v
                     .parse()
@@ -225,6 +226,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             _ => bail!("unknown option `{flag}` for this command\n\n{USAGE}"),
         }
     }
+    // The sample listens where the xtask looks: its build gets the port (WSK_HTTP_PORT).
+    args.driver.build.port = Some(args.driver.port);
     Ok(args)
 }
 

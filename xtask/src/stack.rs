@@ -315,6 +315,7 @@ pub fn self_test(paths: &Paths) -> Result<String> {
     let opts = BuildOptions {
         package: SELF_TEST_PACKAGE.to_owned(),
         release: true,
+        port: None,
     };
     let err = match driver_build::build(paths, &opts) {
         Ok(built) => bail!(

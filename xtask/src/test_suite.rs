@@ -286,7 +286,7 @@ pub const ECHO_PORT: u16 = 40007;
 /// # Errors
 /// If a build or check fails, the driver does not start, a test fails, or the unload leaks.
 fn echo_wine(paths: &Paths, release: bool) -> Result<String> {
-    let opts = crate::driver_build::BuildOptions { package: ECHO_PACKAGE.to_owned(), release };
+    let opts = crate::driver_build::BuildOptions { package: ECHO_PACKAGE.to_owned(), release, port: None };
     let shipped = crate::driver_build::build(paths, &opts)?;
     let wine_build = crate::driver_build::build_with_features(paths, &opts, &[ECHO_WINE_FEATURE])?;
     let spec = DriverSpec { name: wine_build.name.clone(), sys: wine_build.sys.clone(), port: ECHO_PORT };

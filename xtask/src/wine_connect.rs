@@ -42,7 +42,7 @@ pub fn run(paths: &Paths, release: bool) -> Result<String> {
     util::run(peer().arg("--no-run"))?;
     let mut done = Vec::new();
     for &(package, name, port) in DRIVERS {
-        let built = driver_build::build(paths, &BuildOptions { package: package.to_owned(), release })?;
+        let built = driver_build::build(paths, &BuildOptions { package: package.to_owned(), release, port: None })?;
         let spec = DriverSpec { name: built.name.clone(), sys: built.sys.clone(), port: 0 };
         let line = one(paths, &spec, name, port, &mut peer())
             .map_err(|e| Error::msg(format!("{package}: {e}")))?;
