@@ -142,6 +142,15 @@ impl Conn {
 
     /// Reads one response: status line, headers, then a `Content-Length` body (or, without one, up to EOF).
     pub fn read_response(&mut self) -> io::Result<Response> {
+        self.read_response_to(false)
+    }
+
+    /// Reads the response to a HEAD request: its head only, whatever `Content-Length` says.
+    pub fn read_head_response(&mut self) -> io::Result<Response> {
+        self.read_response_to(true)
+    }
+
+    fn read_response_to(&mut self, head_request: bool) -> io::Result<Response> {
         let head_end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
                 break i;
@@ -187,6 +196,7 @@ impl Conn {
                     .unwrap_or_else(|_| panic!("bad Content-Length {v:?}"))
             });
         let body = match length {
+            _ if head_request => Vec::new(),
             Some(n) => {
                 while self.buf.len() < n {
                     if self.fill()? == 0 {
