@@ -38,6 +38,16 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slack for Wine's scheduling on a loaded machine, on top of a deadline.
 const GRACE: Duration = Duration::from_secs(5);
 
+/// Prints a figure of the run (`robust: ...`) and, when `WSK_ROBUST_FIGURES` names a file (`cargo xtask
+/// test` sets it), appends it there for the phase's summary line.
+fn figure(line: &str) {
+    println!("robust: {line}");
+    if let Some(path) = std::env::var_os("WSK_ROBUST_FIGURES") {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        writeln!(f, "{line}").unwrap();
+    }
+}
+
 /// Polls `cond` every 50 ms until it holds; panics naming `what` after `limit`.
 fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -119,7 +129,6 @@ fn more_slowloris_clients_than_slots_and_a_good_client_is_still_served() {
             Slow { stream: Some(s), closed_after: None, got_408: false }
         })
         .collect();
-    let opened = start.elapsed();
 
     // The slowloris clients keep trickling (a header line that never ends) while the good client waits.
     let stop = Arc::new(AtomicBool::new(false));
@@ -183,14 +192,13 @@ fn more_slowloris_clients_than_slots_and_a_good_client_is_still_served() {
     let timeouts = counter(addr, "closed_head_timeout") - timeouts_before;
     assert!(timeouts >= n as u64, "closed_head_timeout grew by {timeouts}, for {n} slowloris clients");
     let after = at_rest(addr, Some(base));
-    println!(
-        "robust: slowloris: {n} clients (max_connections {MAX_CONNECTIONS}) opened in {:.2} s; a good \
-         request served after {:.2} s; every slowloris closed within {:.2} s ({with_408} saw the 408, the \
-         others the close of a cancelled receive); closed_head_timeout +{timeouts}; at rest {after:?}",
-        opened.as_secs_f64(),
+    println!("robust: slowloris: {with_408} of {n} saw the 408, the others the close of a cancelled receive; at rest {after:?}");
+    figure(&format!(
+        "slowloris: {n} clients over {MAX_CONNECTIONS} slots, a good request served after {:.2} s, all closed \
+         within {:.2} s (closed_head_timeout +{timeouts})",
         served_in.as_secs_f64(),
         last_close.as_secs_f64()
-    );
+    ));
 }
 
 // ---- load ----
@@ -235,14 +243,13 @@ fn hundred_thousand_requests_at_64_connections_without_a_failure() {
         slowest = slowest.max(s);
     }
     let elapsed = start.elapsed();
-    println!(
-        "robust: load: {ok} of {TOTAL} requests ok, {} failures, over {CONNECTIONS} keep-alive connections in \
-         {:.2} s ({:.0} req/s), slowest response {:.1} ms",
+    figure(&format!(
+        "load: {ok}/{TOTAL} requests ok, {} failures, {CONNECTIONS} connections, {:.1} s ({:.0} req/s), slowest {:.0} ms",
         failures.len(),
         elapsed.as_secs_f64(),
         ok as f64 / elapsed.as_secs_f64(),
         slowest.as_secs_f64() * 1e3
-    );
+    ));
     assert!(failures.is_empty(), "{} failures, the first: {:?}", failures.len(), &failures[..failures.len().min(5)]);
     assert_eq!(ok, TOTAL);
     let served = counter(addr, "requests_served") - served_before;
@@ -372,7 +379,7 @@ fn a_client_that_never_reads_is_closed(addr: SocketAddr) {
     // What the server sent before it gave up is still readable; then the connection ends.
     assert!(c.closed_within(GRACE), "counted as closed, but the connection stays open");
     let _ = w.join();
-    println!("robust: a client that never reads: closed after {:.2} s (send deadline {SEND_TIMEOUT:?})", closed_in.as_secs_f64());
+    figure(&format!("a client that never reads: closed after {:.2} s (send deadline {SEND_TIMEOUT:?})", closed_in.as_secs_f64()));
 }
 
 fn byte_at_a_time_requests_are_served(addr: SocketAddr) {
@@ -474,6 +481,7 @@ fn hostile_clients_get_their_answer_and_leave_nothing_behind() {
         ("bad chunk sizes", bad_chunk_sizes_are_400),
         ("NUL bytes in the head", nul_bytes_in_the_head_are_400),
     ];
+    let all = Instant::now();
     for (name, case) in cases {
         let start = Instant::now();
         case(addr);
@@ -482,5 +490,11 @@ fn hostile_clients_get_their_answer_and_leave_nothing_behind() {
         println!("robust: hostile: {name}: ok in {:.2} s", start.elapsed().as_secs_f64());
     }
     let after = at_rest(addr, Some(base));
-    println!("robust: hostile: at rest before and after: {after:?}");
+    figure(&format!(
+        "hostile: {} cases in {:.1} s, at rest before and after: {} allocations, {} bytes",
+        cases.len(),
+        all.elapsed().as_secs_f64(),
+        after.pool_live_allocations,
+        after.pool_live_bytes
+    ));
 }

@@ -8,6 +8,7 @@ mod driver_build;
 mod loom;
 mod setup;
 mod stack;
+mod stop_under_load;
 mod test_suite;
 mod unload;
 mod util;
@@ -50,6 +51,8 @@ commands:
   wine-connect          the connection test drivers (tests/drivers/connect-peer, connect-name) under Wine:
                         each connects to its peer on 127.0.0.1 (by number; by `localhost`, resolved with
                         WskGetAddressInfo), the peer checks the exchange, the unload counters must be zero
+  unload-under-load     load the driver under Wine and unload it (sc stop, its DriverUnload) 20 times while
+                        wrk -t2 -c64 runs; each unload within 2 s with every live counter 0 (part of `test`)
   bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
                         target/bench.json
   help                  this text
@@ -136,6 +139,7 @@ enum Cmd {
     Loom,
     Bench,
     WineConnect,
+    UnloadUnderLoad,
     Help,
 }
 
@@ -167,6 +171,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         Some("loom") => Cmd::Loom,
         Some("bench") => Cmd::Bench,
         Some("wine-connect") => Cmd::WineConnect,
+        Some("unload-under-load") => Cmd::UnloadUnderLoad,
         Some("help" | "-h" | "--help") | None => Cmd::Help,
         Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
@@ -184,7 +189,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     };
     let takes_driver = matches!(
         args.cmd,
-        Cmd::Build | Cmd::Serve | Cmd::Demo | Cmd::Test | Cmd::Bench | Cmd::WineConnect
+        Cmd::Build | Cmd::Serve | Cmd::Demo | Cmd::Test | Cmd::Bench | Cmd::WineConnect | Cmd::UnloadUnderLoad
     );
     let loads_driver = takes_driver && !matches!(args.cmd, Cmd::Build | Cmd::WineConnect);
     while let Some(flag) = it.next() {
@@ -255,6 +260,11 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
         Cmd::Build => {
             setup::check(&paths.root)?;
             driver_build::build(paths, &args.driver.build).map(drop)
+        }
+        Cmd::UnloadUnderLoad => {
+            setup::check(&paths.root)?;
+            let spec = resolve_driver(paths, &args.driver)?;
+            stop_under_load::run(paths, &spec).map(|s| println!("unload-under-load: {s}"))
         }
         Cmd::WineConnect => {
             setup::check(&paths.root)?;

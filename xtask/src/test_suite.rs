@@ -33,6 +33,8 @@ use crate::{setup, DriverArgs};
 pub const E2E_PACKAGE: &str = "wsk-tests";
 /// The test target (tests/tests/wine_e2e.rs).
 pub const E2E_TEST: &str = "wine_e2e";
+/// The robustness tests (tests/tests/wine_robust.rs), run against the same driver right after.
+pub const ROBUST_TEST: &str = "wine_robust";
 
 /// Packages whose test binaries run under valgrind (the host implementation of the kernel and WSK provider
 /// and everything tested over it).
@@ -111,7 +113,12 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
         crate::stack::self_test(paths)
     });
     if let Some(spec) = &spec {
-        phase("wine end-to-end tests", &mut || wine_e2e(paths, spec));
+        phase("wine end-to-end tests + robustness (slowloris, 100,000 requests, hostile clients)", &mut || {
+            wine_e2e(paths, spec)
+        });
+        phase("wine: unload under wrk -c64, 20 times", &mut || {
+            crate::stop_under_load::run(paths, spec)
+        });
     }
     phase("echo sample: build + stack check, Wine end-to-end (IPv4)", &mut || {
         echo_wine(paths, opts.driver.build.release)
@@ -239,33 +246,44 @@ fn kernel_stack_tests(paths: &Paths) -> Result<String> {
     Ok("passed (sim, runtime scenarios and findings, the kinds, the samples' endpoints)".into())
 }
 
-/// Serves `spec`, runs the Wine end-to-end test target against it, stops it and checks its unload counters.
+/// Serves `spec`, runs the Wine end-to-end test target and then the robustness tests against it, stops it
+/// and checks its unload counters.
 ///
 /// # Errors
 /// If the driver does not start, a test fails, or the unload counters are missing or show a leak.
 pub fn wine_e2e(paths: &Paths, spec: &DriverSpec) -> Result<String> {
-    // Build the test binary first, so a slow compile does not keep the driver waiting.
+    // Build the test binaries first, so a slow compile does not keep the driver waiting.
     let e2e = || {
         let mut cmd = util::cargo();
         cmd.current_dir(&paths.root)
-            .args(["test", "-p", E2E_PACKAGE, "--test", E2E_TEST])
+            .args(["test", "-p", E2E_PACKAGE, "--test", E2E_TEST, "--test", ROBUST_TEST])
             .env_remove("WSK_SKIP_WINE");
         cmd
     };
     util::run(e2e().arg("--no-run"))?;
 
     let env = WineEnv::new(paths);
+    // The robustness tests write their figures here, for the summary.
+    let figures = env.dir.join("robust-figures.txt");
+    let _ = std::fs::remove_file(&figures);
     let session = wine::serve(&env, std::slice::from_ref(spec))?;
     let addr = format!("127.0.0.1:{}", spec.port);
     let tests = util::run(
         e2e()
-            .args(["--", "--test-threads=1"])
-            .env("WSK_E2E_ADDR", &addr),
+            .args(["--", "--test-threads=1", "--nocapture"])
+            .env("WSK_E2E_ADDR", &addr)
+            .env("WSK_ROBUST_FIGURES", &figures),
     );
     let report = session.stop()?;
     print_stop_report(&report);
+    let figures = std::fs::read_to_string(&figures).unwrap_or_default();
+    let figures: Vec<&str> = figures.lines().collect();
     match (tests, check_unload(&report)) {
-        (Ok(()), Ok(counters)) => Ok(format!("passed; unload: {}", summarize(&counters))),
+        (Ok(()), Ok(counters)) => Ok(format!(
+            "passed; {}; unload: {}",
+            figures.join("; "),
+            summarize(&counters)
+        )),
         (Err(e), Ok(_)) => Err(e),
         (Ok(()), Err(e)) => Err(e),
         (Err(t), Err(u)) => bail!("{t}; and at unload: {u}"),

@@ -557,6 +557,52 @@ impl Session {
     }
 }
 
+/// What [`Session::unload_driver`] saw.
+#[derive(Debug, Default)]
+pub struct Unloaded {
+    /// From issuing `sc stop` until DriverUnload had returned (`sc stop` returned) and the runtime's
+    /// unload line was in the log, whichever came later: an upper bound of the unload's duration.
+    pub time: Duration,
+    /// The runtime's unload line and its counters, if it was logged within the limit.
+    pub unload: Option<(String, UnloadCounters)>,
+    /// What went wrong (`sc stop` failing or saying something unexpected).
+    pub problems: Vec<String>,
+}
+
+impl Session {
+    /// Unloads one driver with `sc stop` and waits up to `limit` for the runtime's unload line; the
+    /// session stays up, so the driver can be loaded again with [`Self::load_driver`] (Wine starts a
+    /// new winedevice.exe for it).
+    ///
+    /// # Errors
+    /// If the driver is not loaded in this session or the log cannot be read.
+    pub fn unload_driver(&mut self, name: &str, limit: Duration) -> Result<Unloaded> {
+        let Some(index) = self.drivers.iter().position(|(n, _)| n == name) else {
+            bail!("wine: driver {name} is not loaded in this session");
+        };
+        let mut out = Unloaded::default();
+        let offset = self.env.log_len();
+        self.env.mark(&format!("sc stop {name}"));
+        let start = Instant::now();
+        match self.env.run_in_session(&["sc", "stop", name]) {
+            Ok((_, text)) if text.contains("STOPPED") || text.contains("STOP_PENDING") => {}
+            Ok((_, text)) => out.problems.push(format!("`sc stop {name}` said: {}", text.trim())),
+            Err(e) => out.problems.push(e.to_string()),
+        }
+        loop {
+            out.unload = unload::find_in_log(&self.env.log_since(offset));
+            if out.unload.is_some() || start.elapsed() > limit {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        out.time = start.elapsed();
+        self.drivers.remove(index);
+        self.save()?;
+        Ok(out)
+    }
+}
+
 /// Starts a session and loads `drivers`; on failure ends the session again and returns the error.
 ///
 /// # Errors
