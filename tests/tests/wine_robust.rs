@@ -43,7 +43,11 @@ const GRACE: Duration = Duration::from_secs(5);
 fn figure(line: &str) {
     println!("robust: {line}");
     if let Some(path) = std::env::var_os("WSK_ROBUST_FIGURES") {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
         writeln!(f, "{line}").unwrap();
     }
 }
@@ -52,7 +56,10 @@ fn figure(line: &str) {
 fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -124,9 +131,14 @@ fn more_slowloris_clients_than_slots_and_a_good_client_is_still_served() {
                 .unwrap_or_else(|e| panic!("slowloris {i}: connect: {e}"));
             s.set_nodelay(true).unwrap();
             s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-            (&s).write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+            (&s).write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .unwrap();
             s.set_nonblocking(true).unwrap();
-            Slow { stream: Some(s), closed_after: None, got_408: false }
+            Slow {
+                stream: Some(s),
+                closed_after: None,
+                got_408: false,
+            }
         })
         .collect();
 
@@ -139,7 +151,9 @@ fn more_slowloris_clients_than_slots_and_a_good_client_is_still_served() {
             let mut round = 0usize;
             while !stop.load(Ordering::Relaxed) && slow.iter().any(|s| s.stream.is_some()) {
                 for s in slow.iter_mut() {
-                    let Some(stream) = s.stream.as_mut() else { continue };
+                    let Some(stream) = s.stream.as_mut() else {
+                        continue;
+                    };
                     let mut buf = [0u8; 512];
                     let closed = match stream.read(&mut buf) {
                         Ok(0) => true,
@@ -182,15 +196,25 @@ fn more_slowloris_clients_than_slots_and_a_good_client_is_still_served() {
     let limit = 2 * HEAD_TIMEOUT + IDLE_TIMEOUT + GRACE;
     let deadline = Instant::now() + limit;
     while !trickler.is_finished() {
-        assert!(Instant::now() < deadline, "slowloris clients still open {limit:?} after the good request");
+        assert!(
+            Instant::now() < deadline,
+            "slowloris clients still open {limit:?} after the good request"
+        );
         thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::Relaxed);
     let slow = trickler.join().unwrap();
-    let last_close = slow.iter().filter_map(|s| s.closed_after).max().unwrap_or_default();
+    let last_close = slow
+        .iter()
+        .filter_map(|s| s.closed_after)
+        .max()
+        .unwrap_or_default();
     let with_408 = slow.iter().filter(|s| s.got_408).count();
     let timeouts = counter(addr, "closed_head_timeout") - timeouts_before;
-    assert!(timeouts >= n as u64, "closed_head_timeout grew by {timeouts}, for {n} slowloris clients");
+    assert!(
+        timeouts >= n as u64,
+        "closed_head_timeout grew by {timeouts}, for {n} slowloris clients"
+    );
     let after = at_rest(addr, Some(base));
     println!("robust: slowloris: {with_408} of {n} saw the 408, the others the close of a cancelled receive; at rest {after:?}");
     figure(&format!(
@@ -222,8 +246,14 @@ fn hundred_thousand_requests_at_64_connections_without_a_failure() {
                     let t = Instant::now();
                     c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
                     match c.read_response() {
-                        Ok(r) if r.status == 200 && r.body.len() == expected && !r.closes() => ok += 1,
-                        Ok(r) => failures.push(format!("connection {w}, request {i}: {} with {} bytes", r.status, r.body.len())),
+                        Ok(r) if r.status == 200 && r.body.len() == expected && !r.closes() => {
+                            ok += 1
+                        }
+                        Ok(r) => failures.push(format!(
+                            "connection {w}, request {i}: {} with {} bytes",
+                            r.status,
+                            r.body.len()
+                        )),
                         Err(e) => {
                             failures.push(format!("connection {w}, request {i}: {e}"));
                             c = Conn::open(addr);
@@ -250,7 +280,12 @@ fn hundred_thousand_requests_at_64_connections_without_a_failure() {
         ok as f64 / elapsed.as_secs_f64(),
         slowest.as_secs_f64() * 1e3
     ));
-    assert!(failures.is_empty(), "{} failures, the first: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} failures, the first: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert_eq!(ok, TOTAL);
     let served = counter(addr, "requests_served") - served_before;
     assert!(served >= TOTAL as u64, "requests_served grew by {served}");
@@ -262,10 +297,25 @@ fn hundred_thousand_requests_at_64_connections_without_a_failure() {
 fn rejected(addr: SocketAddr, raw: &[u8], want: u16) {
     let mut c = Conn::open(addr);
     c.send(raw);
-    let r = c.read_response().unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(raw)));
-    assert_eq!(r.status, want, "{:?} -> {r:?}", String::from_utf8_lossy(raw));
-    assert!(r.closes(), "{:?}: a {want} closes the connection: {r:?}", String::from_utf8_lossy(raw));
-    assert!(c.closed_within(GRACE), "{:?}: not closed after the {want}", String::from_utf8_lossy(raw));
+    let r = c
+        .read_response()
+        .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(raw)));
+    assert_eq!(
+        r.status,
+        want,
+        "{:?} -> {r:?}",
+        String::from_utf8_lossy(raw)
+    );
+    assert!(
+        r.closes(),
+        "{:?}: a {want} closes the connection: {r:?}",
+        String::from_utf8_lossy(raw)
+    );
+    assert!(
+        c.closed_within(GRACE),
+        "{:?}: not closed after the {want}",
+        String::from_utf8_lossy(raw)
+    );
 }
 
 fn one_mib_header_is_431(addr: SocketAddr) {
@@ -309,8 +359,16 @@ fn half_closed_clients_are_closed_without_an_answer(addr: SocketAddr) {
         c.send(raw);
         c.stream.shutdown(Shutdown::Write).unwrap();
         // Well before any deadline: the end of the stream is what closes it.
-        assert!(c.closed_within(HEAD_TIMEOUT / 2), "{:?}: not closed after the client's FIN", String::from_utf8_lossy(raw));
-        assert!(c.buf.is_empty(), "an incomplete request got an answer: {:?}", String::from_utf8_lossy(&c.buf));
+        assert!(
+            c.closed_within(HEAD_TIMEOUT / 2),
+            "{:?}: not closed after the client's FIN",
+            String::from_utf8_lossy(raw)
+        );
+        assert!(
+            c.buf.is_empty(),
+            "an incomplete request got an answer: {:?}",
+            String::from_utf8_lossy(&c.buf)
+        );
     }
 }
 
@@ -334,7 +392,13 @@ fn fifty_pipelined_requests_are_answered_in_order(addr: SocketAddr) {
             1 => raw.extend_from_slice(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"),
             2 => {
                 let body = format!("request {i}");
-                raw.extend_from_slice(format!("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+                raw.extend_from_slice(
+                    format!(
+                        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
             }
             _ => raw.extend_from_slice(b"GET /missing HTTP/1.1\r\nHost: a\r\n\r\n"),
         }
@@ -343,12 +407,24 @@ fn fifty_pipelined_requests_are_answered_in_order(addr: SocketAddr) {
     let mut c = Conn::open(addr);
     c.send(&raw);
     for i in 0..50 {
-        let r = if i % 4 == 1 { c.read_head_response() } else { c.read_response() }
-            .unwrap_or_else(|e| panic!("pipelined response {i}: {e}"));
+        let r = if i % 4 == 1 {
+            c.read_head_response()
+        } else {
+            c.read_response()
+        }
+        .unwrap_or_else(|e| panic!("pipelined response {i}: {e}"));
         match i % 4 {
             0 => assert_eq!((r.status, &r.body), (200, &page), "response {i}"),
-            1 => assert_eq!((r.status, r.header("content-length")), (200, Some(page.len().to_string().as_str())), "response {i}"),
-            2 => assert_eq!((r.status, r.body_text()), (200, format!("request {i}")), "response {i}"),
+            1 => assert_eq!(
+                (r.status, r.header("content-length")),
+                (200, Some(page.len().to_string().as_str())),
+                "response {i}"
+            ),
+            2 => assert_eq!(
+                (r.status, r.body_text()),
+                (200, format!("request {i}")),
+                "response {i}"
+            ),
             _ => assert_eq!(r.status, 404, "response {i}"),
         }
     }
@@ -361,25 +437,42 @@ fn a_client_that_never_reads_is_closed(addr: SocketAddr) {
     let before = counter(addr, "closed_send_timeout");
     let mut c = Conn::open(addr);
     // A small receive window, so the server's sends stall soon.
-    socket2::SockRef::from(&c.stream).set_recv_buffer_size(4096).unwrap();
+    socket2::SockRef::from(&c.stream)
+        .set_recv_buffer_size(4096)
+        .unwrap();
     let request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-    let raw: Vec<u8> = request.iter().copied().cycle().take(request.len() * 20_000).collect();
+    let raw: Vec<u8> = request
+        .iter()
+        .copied()
+        .cycle()
+        .take(request.len() * 20_000)
+        .collect();
     let mut writer = c.stream.try_clone().unwrap();
     // Blocks if the server stops reading (its send stalled) before it took everything; ends at the
     // latest when the server closes.
     let w = thread::spawn(move || {
-        writer.set_write_timeout(Some(SEND_TIMEOUT + 2 * GRACE)).unwrap();
+        writer
+            .set_write_timeout(Some(SEND_TIMEOUT + 2 * GRACE))
+            .unwrap();
         writer.write_all(&raw).is_ok()
     });
     let start = Instant::now();
-    wait_until("closed_send_timeout to grow (the client never reads)", SEND_TIMEOUT + 2 * GRACE, || {
-        counter(addr, "closed_send_timeout") > before
-    });
+    wait_until(
+        "closed_send_timeout to grow (the client never reads)",
+        SEND_TIMEOUT + 2 * GRACE,
+        || counter(addr, "closed_send_timeout") > before,
+    );
     let closed_in = start.elapsed();
     // What the server sent before it gave up is still readable; then the connection ends.
-    assert!(c.closed_within(GRACE), "counted as closed, but the connection stays open");
+    assert!(
+        c.closed_within(GRACE),
+        "counted as closed, but the connection stays open"
+    );
     let _ = w.join();
-    figure(&format!("a client that never reads: closed after {:.2} s (send deadline {SEND_TIMEOUT:?})", closed_in.as_secs_f64()));
+    figure(&format!(
+        "a client that never reads: closed after {:.2} s (send deadline {SEND_TIMEOUT:?})",
+        closed_in.as_secs_f64()
+    ));
 }
 
 fn byte_at_a_time_requests_are_served(addr: SocketAddr) {
@@ -407,10 +500,18 @@ fn head_has_the_headers_and_no_body(addr: SocketAddr) {
         c.send(format!("HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
         let r = c.read_head_response().unwrap();
         assert_eq!(r.status, status, "HEAD {path}: {r:?}");
-        let length: usize = r.header("content-length").expect("HEAD has Content-Length").parse().unwrap();
+        let length: usize = r
+            .header("content-length")
+            .expect("HEAD has Content-Length")
+            .parse()
+            .unwrap();
         assert!(length > 0, "HEAD {path}: {r:?}");
         if path == "/" {
-            assert_eq!(length, page.len(), "HEAD / announces the length GET / sends");
+            assert_eq!(
+                length,
+                page.len(),
+                "HEAD / announces the length GET / sends"
+            );
         }
         // No body followed: the next response starts right here.
         let next = c.get("/");
@@ -419,9 +520,14 @@ fn head_has_the_headers_and_no_body(addr: SocketAddr) {
 }
 
 fn content_length_rules(addr: SocketAddr) {
-    let post = |cl: &str| format!("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n{cl}\r\nhello").into_bytes();
+    let post =
+        |cl: &str| format!("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n{cl}\r\nhello").into_bytes();
     // Duplicates: differing values are a framing error (RFC 9112 6.3); identical ones may be accepted.
-    rejected(addr, &post("Content-Length: 5\r\nContent-Length: 6\r\n"), 400);
+    rejected(
+        addr,
+        &post("Content-Length: 5\r\nContent-Length: 6\r\n"),
+        400,
+    );
     rejected(addr, &post("Content-Length: 5, 6\r\n"), 400);
     let mut c = Conn::open(addr);
     c.send(&post("Content-Length: 5\r\nContent-Length: 5\r\n"));
@@ -436,14 +542,29 @@ fn content_length_rules(addr: SocketAddr) {
         rejected(addr, &post(&format!("Content-Length: {huge}\r\n")), 413);
     }
     // Both framings at once: the request-smuggling signature.
-    rejected(addr, &post("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"), 400);
+    rejected(
+        addr,
+        &post("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"),
+        400,
+    );
 }
 
 fn bad_chunk_sizes_are_400(addr: SocketAddr) {
     let chunked = |body: &str| {
-        format!("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n{body}").into_bytes()
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n{body}"
+        )
+        .into_bytes()
     };
-    for body in ["zz\r\nhi\r\n0\r\n\r\n", "-1\r\n", "\r\n", "1 2\r\nx\r\n", " 5\r\nhello\r\n", "5\r\nhelloX\r\n", "5\nhello\n0\n\n"] {
+    for body in [
+        "zz\r\nhi\r\n0\r\n\r\n",
+        "-1\r\n",
+        "\r\n",
+        "1 2\r\nx\r\n",
+        " 5\r\nhello\r\n",
+        "5\r\nhelloX\r\n",
+        "5\nhello\n0\n\n",
+    ] {
         rejected(addr, &chunked(body), 400);
     }
     // A size beyond any buffer: over the limit, without reading further.
@@ -471,13 +592,28 @@ fn hostile_clients_get_their_answer_and_leave_nothing_behind() {
     let cases: &[Case] = &[
         ("a 1 MiB header", one_mib_header_is_431),
         ("binary garbage", binary_garbage_is_400),
-        ("half-closed sockets", half_closed_clients_are_closed_without_an_answer),
+        (
+            "half-closed sockets",
+            half_closed_clients_are_closed_without_an_answer,
+        ),
         ("resets mid-body", resets_mid_body),
-        ("50 pipelined requests", fifty_pipelined_requests_are_answered_in_order),
-        ("a client that never reads", a_client_that_never_reads_is_closed),
-        ("byte-at-a-time requests", byte_at_a_time_requests_are_served),
+        (
+            "50 pipelined requests",
+            fifty_pipelined_requests_are_answered_in_order,
+        ),
+        (
+            "a client that never reads",
+            a_client_that_never_reads_is_closed,
+        ),
+        (
+            "byte-at-a-time requests",
+            byte_at_a_time_requests_are_served,
+        ),
         ("HEAD", head_has_the_headers_and_no_body),
-        ("Content-Length duplicates and overflow", content_length_rules),
+        (
+            "Content-Length duplicates and overflow",
+            content_length_rules,
+        ),
         ("bad chunk sizes", bad_chunk_sizes_are_400),
         ("NUL bytes in the head", nul_bytes_in_the_head_are_400),
     ];
@@ -487,7 +623,10 @@ fn hostile_clients_get_their_answer_and_leave_nothing_behind() {
         case(addr);
         // Never wedged: a new client is served right after.
         assert_eq!(get(addr, "/").status, 200, "not served after {name}");
-        println!("robust: hostile: {name}: ok in {:.2} s", start.elapsed().as_secs_f64());
+        println!(
+            "robust: hostile: {name}: ok in {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
     }
     let after = at_rest(addr, Some(base));
     figure(&format!(

@@ -72,7 +72,11 @@ pub fn run(paths: &Paths, spec: &DriverSpec) -> Result<String> {
         if let Err(e) = ramp {
             failures.push(format!("round {round}: {e}"));
         }
-        let report = StopReport { unload: unloaded.unload, problems: unloaded.problems, ..StopReport::default() };
+        let report = StopReport {
+            unload: unloaded.unload,
+            problems: unloaded.problems,
+            ..StopReport::default()
+        };
         match check_unload(&report) {
             Ok(_) if unloaded.time > UNLOAD_LIMIT => failures.push(format!(
                 "round {round}: the unload took {} ms (limit {} ms)",
@@ -87,12 +91,19 @@ pub fn run(paths: &Paths, spec: &DriverSpec) -> Result<String> {
             ramp_time.as_millis(),
             unloaded.time.as_millis()
         );
-        rounds.push(Round { unload: unloaded.time, served });
+        rounds.push(Round {
+            unload: unloaded.time,
+            served,
+        });
     }
     let report = session.stop()?;
     print_stop_report(&report);
     if !failures.is_empty() {
-        bail!("{} of {ROUNDS} rounds failed: {}", failures.len(), failures.join("; "));
+        bail!(
+            "{} of {ROUNDS} rounds failed: {}",
+            failures.len(),
+            failures.join("; ")
+        );
     }
     let ms = |d: Duration| d.as_millis();
     let (min, max) = (
@@ -122,7 +133,8 @@ fn start_wrk(port: u16, log: &std::path::Path) -> Result<Child> {
     .stdin(Stdio::null())
     .stdout(out.try_clone()?)
     .stderr(out);
-    cmd.spawn().map_err(|e| util::Error::msg(format!("cannot run wrk: {e}")))
+    cmd.spawn()
+        .map_err(|e| util::Error::msg(format!("cannot run wrk: {e}")))
 }
 
 /// A keep-alive connection to the driver's `/stats`, opened before the load starts: under wrk a new
@@ -139,12 +151,17 @@ impl StatsConn {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         stream.set_nodelay(true)?;
-        Ok(Self { stream, buf: Vec::new() })
+        Ok(Self {
+            stream,
+            buf: Vec::new(),
+        })
     }
 
     /// `requests_served` from one `GET /stats`, or `None` if the driver does not answer.
     fn served(&mut self) -> Option<u64> {
-        self.stream.write_all(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        self.stream
+            .write_all(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .ok()?;
         self.buf.clear();
         // The JSON body ends with "}\n"; the response is small and the only one in flight.
         let mut chunk = [0u8; 2048];
@@ -157,7 +174,11 @@ impl StatsConn {
         }
         let text = String::from_utf8_lossy(&self.buf);
         let (_, rest) = text.split_once("\"requests_served\":")?;
-        rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+        rest.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
     }
 
     /// Waits until the driver has served `n` responses, at most [`RAMP_LIMIT`]; returns the count seen.
@@ -168,7 +189,10 @@ impl StatsConn {
                 return Ok(s);
             }
             if start.elapsed() > RAMP_LIMIT {
-                bail!("the driver served fewer than {n} responses in {} s under wrk", RAMP_LIMIT.as_secs());
+                bail!(
+                    "the driver served fewer than {n} responses in {} s under wrk",
+                    RAMP_LIMIT.as_secs()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

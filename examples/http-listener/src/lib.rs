@@ -54,7 +54,10 @@ pub const PORT: u16 = match option_env!("WSK_HTTP_PORT") {
     None => 8080,
 };
 
-const _: () = assert!(PORT != 0, "WSK_HTTP_PORT must be a decimal port number in 1..=65535");
+const _: () = assert!(
+    PORT != 0,
+    "WSK_HTTP_PORT must be a decimal port number in 1..=65535"
+);
 
 /// `text` as a port in 1..=65535, or 0 if it is not one (rejected at compile time above).
 const fn parse_port(text: &str) -> u16 {
@@ -197,8 +200,11 @@ impl wsk::ListenHandler for HttpListener {
                             let d = match deadline {
                                 Some(ref d) if d.part == progress => d.at,
                                 _ => {
-                                    let part_limit =
-                                        if progress == Progress::Head { HEAD_TIMEOUT } else { BODY_TIMEOUT };
+                                    let part_limit = if progress == Progress::Head {
+                                        HEAD_TIMEOUT
+                                    } else {
+                                        BODY_TIMEOUT
+                                    };
                                     let at = now.after(part_limit);
                                     deadline = Some(RequestDeadline { part: progress, at });
                                     at
@@ -316,8 +322,15 @@ impl wsk::Endpoint for AtPort {
         LISTENER.config()
     }
 
-    fn start_with(&'static self, rt: &'static wsk::Runtime, addr: Option<wsk::SocketAddr>) -> wsk::Result<()> {
-        LISTENER.start_with(rt, Some(addr.unwrap_or(wsk::SocketAddr::v4([0, 0, 0, 0], PORT))))
+    fn start_with(
+        &'static self,
+        rt: &'static wsk::Runtime,
+        addr: Option<wsk::SocketAddr>,
+    ) -> wsk::Result<()> {
+        LISTENER.start_with(
+            rt,
+            Some(addr.unwrap_or(wsk::SocketAddr::v4([0, 0, 0, 0], PORT))),
+        )
     }
 }
 

@@ -1281,7 +1281,10 @@ fn progress_follows_each_request_from_its_first_byte() {
     // Leading empty lines start a request too (else a client could send CRLFs forever).
     push(&mut conn, b"\r\n");
     assert_eq!(conn.progress(), Progress::Head);
-    push(&mut conn, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
+    push(
+        &mut conn,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab",
+    );
     let _ = conn.step(&STATS);
     assert_eq!(conn.progress(), Progress::Body);
     push(&mut conn, b"cd");
@@ -1301,13 +1304,24 @@ fn a_request_that_times_out_gets_408_and_closes() {
     for (partial, progress) in [
         (&b"GET / HTTP/1.1\r\nHost:"[..], Progress::Head),
         (b"G", Progress::Head),
-        (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\npart", Progress::Body),
-        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", Progress::Body),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\npart",
+            Progress::Body,
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+            Progress::Body,
+        ),
     ] {
         let mut conn = new_conn();
         push(&mut conn, partial);
         let _ = conn.step(&STATS);
-        assert_eq!(conn.progress(), progress, "{:?}", String::from_utf8_lossy(partial));
+        assert_eq!(
+            conn.progress(),
+            progress,
+            "{:?}",
+            String::from_utf8_lossy(partial)
+        );
         conn.timed_out();
         let (bytes, close) = take_send(&mut conn);
         let (r, len) = parse_response(&bytes, false);
