@@ -413,6 +413,20 @@ mod tests {
     }
 
     #[test]
+    fn the_port_reaches_the_build() {
+        let a = parse("build --port 8400").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(a.driver.build.port, Some(8400));
+        let a = parse("test --no-host --port 8401").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((a.driver.port, a.driver.build.port), (8401, Some(8401)));
+        let a = parse("serve").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(a.driver.build.port, Some(DEFAULT_PORT));
+        let a = parse("unload-under-load --port 8402").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(matches!(a.cmd, Cmd::UnloadUnderLoad));
+        assert_eq!(a.driver.build.port, Some(8402));
+        assert!(parse("wine-connect --port 8400").is_err());
+    }
+
+    #[test]
     fn rejects_bad_input() {
         assert!(parse("frobnicate").is_err());
         assert!(parse("build --sys x.sys").is_err());
