@@ -135,6 +135,32 @@ impl Runtime {
         r
     }
 
+    /// Starts the runtime (as [`Self::start`]), then runs `open`, which opens the driver's endpoints
+    /// ([`crate::Endpoint::start`], [`crate::Endpoint::start_at`] with an address read from the registry,
+    /// ...). If `open` fails, the runtime is shut down again, which closes every endpoint `open` had
+    /// already opened, and its error is returned: the one call a hand-written `DriverEntry` needs
+    /// (PASSIVE_LEVEL), with [`Self::shutdown`] as its `DriverUnload`.
+    ///
+    /// ```ignore
+    /// static RUNTIME: wsk::Runtime = wsk::Runtime::new();
+    /// // in DriverEntry:
+    /// RUNTIME.start_with(driver, |rt| {
+    ///     LISTENER.start_at(rt, port_from_registry)?;
+    ///     STATS.start(rt)
+    /// })?;
+    /// ```
+    ///
+    /// # Errors
+    /// The failing step of the start or `open`'s error; nothing stays started or open then.
+    pub fn start_with(&'static self, driver: DriverObject, open: impl FnOnce(&'static Self) -> Result<()>) -> Result<()> {
+        self.start(driver)?;
+        if let Err(e) = open(self) {
+            self.shutdown();
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn start_steps(&'static self, driver: DriverObject) -> Result<()> {
         crate::time::init_clock();
         self.executor.init();

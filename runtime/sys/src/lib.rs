@@ -9,6 +9,8 @@
 pub mod inet;
 pub mod nt;
 pub mod wsk;
+#[cfg(feature = "wdk")]
+pub mod wdk;
 
 pub use inet::*;
 pub use nt::*;
