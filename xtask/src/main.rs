@@ -5,6 +5,7 @@
 
 mod bench;
 mod driver_build;
+mod inf;
 mod loom;
 mod setup;
 mod stack;
@@ -13,6 +14,7 @@ mod unload;
 mod util;
 mod wine;
 mod wine_connect;
+mod windows_packaging;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -50,6 +52,10 @@ commands:
   wine-connect          the connection test drivers (tests/drivers/connect-peer, connect-name) under Wine:
                         each connects to its peer on 127.0.0.1 (by number; by `localhost`, resolved with
                         WskGetAddressInfo), the peer checks the exchange, the unload counters must be zero
+  windows-packaging     what Linux checks of the Windows-only parts: `cargo tree` of wsk --features wdk for
+                        x86_64-pc-windows-msvc, examples/wdk-echo's manifest, the INF/INX check, and a
+                        type-check of the wdk feature and the example against tests/wdk-standins
+  inf FILE...           the INF/INX check alone, on any files (file:line: message per problem)
   bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
                         target/bench.json
   help                  this text
@@ -135,6 +141,8 @@ enum Cmd {
     Loom,
     Bench,
     WineConnect,
+    WindowsPackaging,
+    Inf(Vec<PathBuf>),
     Help,
 }
 
@@ -166,6 +174,14 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         Some("loom") => Cmd::Loom,
         Some("bench") => Cmd::Bench,
         Some("wine-connect") => Cmd::WineConnect,
+        Some("windows-packaging") => Cmd::WindowsPackaging,
+        Some("inf") => {
+            let files: Vec<PathBuf> = it.by_ref().map(PathBuf::from).collect();
+            if files.is_empty() || files.iter().any(|f| f.to_string_lossy().starts_with('-')) {
+                bail!("`inf` needs the paths of INF/INX files\n\n{USAGE}");
+            }
+            Cmd::Inf(files)
+        }
         Some("help" | "-h" | "--help") | None => Cmd::Help,
         Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
@@ -279,6 +295,19 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
         }
         Cmd::Loom => loom::run(paths).map(|s| println!("loom: {s}")),
         Cmd::Bench => bench(paths, &args.driver, args.duration),
+        Cmd::WindowsPackaging => {
+            setup::check(&paths.root)?;
+            windows_packaging::run(paths).map(|s| println!("windows-packaging: {s}"))
+        }
+        Cmd::Inf(files) => {
+            let problems: Vec<String> = files.iter().filter_map(|f| inf::check_file(f).err()).collect();
+            if problems.is_empty() {
+                println!("inf: {} file(s), no problem", files.len());
+                Ok(())
+            } else {
+                bail!("{}", problems.join("\n"))
+            }
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! 4. the sim-based host tests again, optimised (`--profile sim-opt`), where the simulation gives the
 //!    executor and completion threads 24 KiB stacks as Windows does: a stack overflow crashes a test here;
 //! 5. loom model checks of the runtime's lock-free handshakes;
+//!    then the Windows packaging checks (`windows_packaging`: the `wdk` feature's graph for
+//!    x86_64-pc-windows-msvc, examples/wdk-echo's manifest, the INF/INX check, the stand-in type-check);
 //! 6. driver build with the import check and the stack check (figures printed and in the summary), then
 //!    the stack check's self-test on a driver with a deliberately large frame;
 //! 7. Wine end to end: the driver loaded in a Wine session, `cargo test -p wsk-tests --test wine_e2e` against it
@@ -92,6 +94,9 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
         });
         phase("loom model checks", &mut || crate::loom::run(paths));
     }
+    phase("windows packaging (wdk feature graph, wdk-echo manifest, INF/INX check, stand-in type-check)", &mut || {
+        crate::windows_packaging::run(paths)
+    });
     let mut spec = None;
     phase("driver build + import check + stack check", &mut || {
         let (s, stack) = match &opts.driver.sys {
