@@ -7,8 +7,9 @@
 //!    crate in it) and carries windows-drivers-rs's metadata (`driver-type = "WDM"`, a `cdylib`);
 //! 3. the shipped INF and INX files pass [`crate::inf`]'s check, and the INX is named after the crate
 //!    as cargo-make's packaging expects;
-//! 4. `wsk` and `wsk-sys` with the `wdk` feature (their layout assertions against wdk-sys included) and
-//!    the example's code type-check against the stand-ins in `tests/wdk-standins`.
+//! 4. `wsk` and `wsk-sys` with the `wdk` feature (their layout assertions against wdk-sys included),
+//!    `wsk::driver!` with it and the example's code type-check against the stand-ins in
+//!    `tests/wdk-standins`, and the feature's rustdoc builds without a warning.
 //!
 //! Each step needs the crates.io index (reachable from CI); none of it can build or run a driver for
 //! Windows, which is checked by hand (README, "On real Windows").
@@ -124,14 +125,21 @@ pub fn check_infs(root: &Path) -> Result<String> {
     Ok(format!("{} INF/INX files pass the INF check", INF_FILES.len()))
 }
 
+/// `cargo check` of the check crate (the example's code, `wsk::driver!` with the feature, and through them
+/// wsk and wsk-sys with `wdk`), then their rustdoc with warnings denied (the `wdk` modules' docs and links
+/// are built only with the feature).
 fn standin_check(paths: &Paths) -> Result<()> {
     let manifest = paths.root.join("tests/wdk-standins/check/Cargo.toml");
-    util::run(
-        util::cargo()
-            .current_dir(&paths.root)
-            .args(["check", "--locked", "--lib", "--examples", "--target", crate::setup::RUST_TARGET, "--manifest-path"])
+    let cargo = |args: &[&str]| {
+        let mut cmd = util::cargo();
+        cmd.current_dir(&paths.root)
+            .args(args)
+            .args(["--locked", "--target", crate::setup::RUST_TARGET, "--manifest-path"])
             .arg(&manifest)
             .arg("--target-dir")
-            .arg(paths.target.join("wdk-check")),
-    )
+            .arg(paths.target.join("wdk-check"));
+        cmd
+    };
+    util::run(&mut cargo(&["check", "--lib", "--examples"]))?;
+    util::run(cargo(&["doc", "--no-deps", "-p", "wsk", "-p", "wsk-sys"]).env("RUSTDOCFLAGS", "-D warnings"))
 }
