@@ -11,8 +11,6 @@
 //! wdk-sys builds only on Windows with the WDK. On Linux CI this module is compiled against a stand-in
 //! generated from mingw-w64's headers (tests/wdk-standins), which checks the names and the mingw layouts;
 //! the WDK's layouts are checked when the feature is built on Windows.
-#![cfg_attr(not(windows), allow(unused))]
-
 #[cfg(not(windows))]
 compile_error!(
     "the `wdk` feature of wsk-sys needs a Windows target (wdk-sys builds only there, with the WDK): \
