@@ -4,7 +4,7 @@
 //! ```text
 //!   spawn ──► [queued] ──poll──► Pending ──(waker.wake from completion routine / timer)──► [queued] ...
 //!                          └───► Ready ──► future dropped, task unlinked, memory freed at refcount 0
-//!   coop:  each poll of a task has a budget of 64 socket operations; the 65th wakes its task and
+//!   coop:  each poll of a task has a budget of 2 socket operations (a request); the 3rd wakes its task and
 //!          returns Pending before it starts, so the task goes to the back of the queue (`executor/coop.rs`)
 //!   stop:  every user task's future is dropped on the executor thread (listeners first: they were
 //!          spawned first); their sockets go to the reaper, a system task that keeps running until every

@@ -68,7 +68,9 @@ options:
 environment:
   WSK_WINE_DIR          session directory: prefix, log, state, helper .exe (default target/wine)
   WSK_WINEPREFIX        Wine prefix (default $WSK_WINE_DIR/prefix)
-  WSK_E2E_IDLE_SECS     the driver's idle timeout the Wine tests expect (default 5)";
+  WSK_E2E_IDLE_SECS     the driver's idle timeout the Wine tests expect (default 5)
+  WSK_WINEDEBUG         WINEDEBUG of the session (default -all,warn+debugstr,err+all); e.g. add
+                        +timestamp,+tid,+netio to trace every WSK call into the session log";
 
 /// Which driver a command works on: a package to build, or a prebuilt image.
 #[derive(Clone, Debug)]
