@@ -141,7 +141,9 @@ pub fn instructions(target: &str, target_os: &str) -> Result<Vec<String>, Error>
         return Ok(Vec::new());
     }
     if target != DRIVER_TARGET {
-        return Err(Error::UnsupportedTarget { target: target.to_owned() });
+        return Err(Error::UnsupportedTarget {
+            target: target.to_owned(),
+        });
     }
     Ok(LINK_ARGS
         .iter()
@@ -178,11 +180,20 @@ mod tests {
 
     #[test]
     fn other_windows_targets_are_refused_naming_the_one_that_works() {
-        for target in ["x86_64-pc-windows-msvc", "i686-pc-windows-gnu", "aarch64-pc-windows-msvc"] {
+        for target in [
+            "x86_64-pc-windows-msvc",
+            "i686-pc-windows-gnu",
+            "aarch64-pc-windows-msvc",
+        ] {
             let Err(e) = instructions(target, "windows") else {
                 unreachable!("{target} must be refused");
             };
-            assert_eq!(e, Error::UnsupportedTarget { target: target.to_owned() });
+            assert_eq!(
+                e,
+                Error::UnsupportedTarget {
+                    target: target.to_owned()
+                }
+            );
             let msg = format!("{e:?}");
             assert!(msg.contains(target) && msg.contains(DRIVER_TARGET), "{msg}");
         }
