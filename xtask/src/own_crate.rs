@@ -132,7 +132,7 @@ pub fn endpoint_port(lib_rs: &str) -> Result<u16> {
 /// Runs the steps (see the module documentation) and returns the phase's summary line.
 ///
 /// # Errors
-/// If a step fails; the crate's directory is then kept for a look (its path is in the message).
+/// If a step fails; the crate's directory is then kept for a look (its path is printed).
 pub fn run(paths: &Paths) -> Result<String> {
     let readme = fs::read_to_string(paths.root.join("README.md"))?;
     let files = readme_files(&readme)?;

@@ -164,7 +164,7 @@ fn host_tests(paths: &Paths) -> Result<String> {
 }
 
 /// The crates a driver author reads the documentation of.
-pub const DOC_PACKAGES: &[&str] = &["wsk", "wsk-macros", "wsk-sys", "wsk-addr"];
+pub const DOC_PACKAGES: &[&str] = &["wsk", "wsk-macros", "wsk-sys", "wsk-addr", "wsk-build"];
 
 /// `cargo doc` of [`DOC_PACKAGES`] with every rustdoc and rustc warning an error (`missing_docs` is a
 /// workspace lint, so an undocumented public item fails here, as does a broken intra-doc link).
