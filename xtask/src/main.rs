@@ -6,6 +6,7 @@
 mod bench;
 mod driver_build;
 mod loom;
+mod own_crate;
 mod setup;
 mod stack;
 mod test_suite;
@@ -33,6 +34,8 @@ commands:
                         rustup target x86_64-pc-windows-gnu); changes nothing if all is there
   build                 cross-build the driver to target/sys/<name>.sys and check its imports/subsystem and
                         its stack (largest frame, deepest chain per entry point; target/sys/<name>.stack.json)
+  check FILE.sys        the checks of `build` on a .sys built elsewhere (your own driver crate): subsystem,
+                        import table, stack
   stack FILE.sys        the stack check alone, on any .sys: print the figures, fail if over budget
                         (--json PATH: also write the figures there)
   stack-selftest        build the big-frame test driver and check that the stack check rejects it
@@ -43,13 +46,17 @@ commands:
                         the sim-based tests on 24 KiB stacks (--profile sim-opt), loom, the driver build with its import and stack checks
                         and the stack self-test, the Wine end-to-end tests against the driver (and its unload
                         counters), the echo sample under Wine (both builds checked), the connection test
-                        drivers under Wine (as wine-connect), the sim-based tests under valgrind
+                        drivers under Wine (as wine-connect), an own driver crate (as own-crate), the
+                        sim-based tests under valgrind
   valgrind              only the valgrind phase of `test`
   loom                  the loom model checks of the runtime's lock-free handshakes (runtime/loom): every
                         model on the shipped files, and the mutants each model must catch
   wine-connect          the connection test drivers (tests/drivers/connect-peer, connect-name) under Wine:
                         each connects to its peer on 127.0.0.1 (by number; by `localhost`, resolved with
                         WskGetAddressInfo), the peer checks the exchange, the unload counters must be zero
+  own-crate             a driver crate of your own: the files of README's section on your own driver crate,
+                        in a fresh crate outside the workspace, plain `cargo build`, the checks of `build`,
+                        loaded under Wine (the README endpoint's port), echo round trips, unload counters 0
   bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
                         target/bench.json
   help                  this text
@@ -127,6 +134,7 @@ pub fn resolve_driver(paths: &Paths, args: &DriverArgs) -> Result<DriverSpec> {
 enum Cmd {
     Setup,
     Build,
+    Check { sys: PathBuf },
     Stack { sys: PathBuf, json: Option<PathBuf> },
     StackSelfTest,
     Serve,
@@ -137,6 +145,7 @@ enum Cmd {
     Loom,
     Bench,
     WineConnect,
+    OwnCrate,
     Help,
 }
 
@@ -159,6 +168,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             },
             _ => bail!("`stack` needs the path of a .sys\n\n{USAGE}"),
         },
+        Some("check") => match it.next() {
+            Some(path) if !path.starts_with('-') => Cmd::Check { sys: PathBuf::from(path) },
+            _ => bail!("`check` needs the path of a .sys\n\n{USAGE}"),
+        },
         Some("stack-selftest") => Cmd::StackSelfTest,
         Some("serve") => Cmd::Serve,
         Some("stop") => Cmd::Stop,
@@ -168,6 +181,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         Some("loom") => Cmd::Loom,
         Some("bench") => Cmd::Bench,
         Some("wine-connect") => Cmd::WineConnect,
+        Some("own-crate") => Cmd::OwnCrate,
         Some("help" | "-h" | "--help") | None => Cmd::Help,
         Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
@@ -258,6 +272,16 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
         Cmd::WineConnect => {
             setup::check(&paths.root)?;
             wine_connect::run(paths, args.driver.build.release).map(|s| println!("wine-connect: {s}"))
+        }
+        Cmd::Check { sys } => {
+            driver_build::check_file(&sys)?;
+            stack::check_file(&sys, None)?;
+            println!("check: {} is a valid kernel image within the stack budget", sys.display());
+            Ok(())
+        }
+        Cmd::OwnCrate => {
+            setup::check(&paths.root)?;
+            own_crate::run(paths).map(|s| println!("own-crate: {s}"))
         }
         Cmd::Stack { sys, json } => stack::check_file(&sys, json.as_deref()).map(drop),
         Cmd::StackSelfTest => {
@@ -399,6 +423,10 @@ mod tests {
             Ok(Cmd::StackSelfTest)
         ));
         assert!(matches!(parse("loom").map(|a| a.cmd), Ok(Cmd::Loom)));
+        assert!(matches!(parse("own-crate").map(|a| a.cmd), Ok(Cmd::OwnCrate)));
+        assert!(
+            matches!(parse("check x.sys").map(|a| a.cmd), Ok(Cmd::Check { sys }) if sys.as_os_str() == "x.sys")
+        );
     }
 
     #[test]
@@ -411,5 +439,7 @@ mod tests {
         assert!(parse("bench --duration 0").is_err());
         assert!(parse("stack").is_err());
         assert!(parse("stack x.sys -p foo").is_err());
+        assert!(parse("check").is_err());
+        assert!(parse("own-crate --port 1").is_err());
     }
 }
