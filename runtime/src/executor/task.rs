@@ -4,7 +4,8 @@
 //! ```text
 //!   references:  the live-task list's (spawn .. unlink), the run queue's (while QUEUED), one per waker
 //!   state bits:  QUEUED (in the run queue), DONE (future completed or dropped), LINKED (in the live-task
-//!                list), SYSTEM (a runtime task: kept running while the executor stops)
+//!                list), SYSTEM (a runtime task: kept running while the executor stops), URGENT (queued on
+//!                the run queue's urgent stack: polled before the other tasks)
 //!   budget:      what is left of the current poll's cooperative budget (see `executor/coop.rs`)
 //! ```
 //!
@@ -32,6 +33,9 @@ pub(crate) const DONE: u8 = 2;
 pub(crate) const LINKED: u8 = 4;
 /// A runtime task (the reaper): kept running while the executor stops, until it finishes by itself.
 pub(crate) const SYSTEM: u8 = 8;
+/// Polled before the other queued tasks, and between two of them (an accept loop: a connection waiting to
+/// be accepted must not wait for a turn of every connection being served). Fixed at spawn.
+pub(crate) const URGENT: u8 = 16;
 
 /// Operations a task may start in one poll before it is sent to the back of the run queue (see
 /// `executor/coop.rs`): two, one request of a keep-alive connection (a receive and a send).
@@ -200,8 +204,9 @@ pub(crate) unsafe fn schedule(h: NonNull<TaskHeader>) {
     header.refs.fetch_add(1, Ordering::Relaxed); // the queue's reference
     // SAFETY: the executor outlives every task (it drops them all before it stops).
     let queue = unsafe { &*header.queue };
-    // SAFETY: alive; we set QUEUED, so `queue_next` is ours until the executor pops the task.
-    unsafe { queue.push(h) };
+    // SAFETY: alive; we set QUEUED, so `queue_next` is ours until the executor pops the task. URGENT is
+    // fixed at spawn, so the task always goes to the same stack.
+    unsafe { queue.push(h, prev & URGENT != 0) };
     queue.notify();
 }
 
