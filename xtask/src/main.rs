@@ -4,6 +4,7 @@
 //! Run `cargo xtask help` for the commands.
 
 mod bench;
+mod c_driver;
 mod driver_build;
 mod loom;
 mod setup;
@@ -50,8 +51,10 @@ commands:
   wine-connect          the connection test drivers (tests/drivers/connect-peer, connect-name) under Wine:
                         each connects to its peer on 127.0.0.1 (by number; by `localhost`, resolved with
                         WskGetAddressInfo), the peer checks the exchange, the unload counters must be zero
-  bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
-                        target/bench.json
+  bench                 wrk (1, 16, 64 connections; keep-alive and `Connection: close`) against the sample,
+                        the hand-written C WSK driver (tests/wine/c_wsk_http.c, port +1) in the same Wine
+                        session, the user-mode C peer under Wine (port +10001) and natively (port +10002);
+                        checks that all four send the sample's bytes; target/bench.json and markdown tables
   help                  this text
 
 options:
@@ -346,10 +349,14 @@ fn curl(url: &str) -> Result<String> {
 }
 
 fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
-    let mut session = serve(paths, driver)?;
+    setup::check(&paths.root)?;
+    let spec = resolve_driver(paths, driver)?;
+    let env = WineEnv::new(paths);
+    let mut session = wine::serve(&env, std::slice::from_ref(&spec))?;
     let result = bench::run(
+        paths,
         &mut session,
-        driver.port,
+        &spec,
         secs,
         &paths.target.join("bench.json"),
     );
