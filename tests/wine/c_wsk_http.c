@@ -30,6 +30,13 @@
  * completion that arrives while it runs only raises the counter. The counter also makes the machine's owner
  * the only thread that issues calls on the socket, which is what lets unload close a socket safely.
  *
+ * WINE_THREAD_CANCEL: Wine ties a pending socket operation to the thread that issued it and cancels it when
+ * that thread exits, as Windows does for thread-queued I/O. The calls here are issued from completion
+ * routines, which Wine runs on its threadpool threads, and those exit when idle: a pending WskAccept or
+ * WskReceive then completes with STATUS_CANCELLED although nobody cancelled it. Both are simply issued
+ * again (nothing was consumed); a cancelled send ends the connection, since part of it may have gone out.
+ * On Windows, WSK IRPs are not tied to a thread and STATUS_CANCELLED comes only from closing the socket.
+ *
  * Not done here (honest limits of a reference server): request bodies, HEAD, /stats, idle timeouts.
  * Built by `cargo xtask bench` with x86_64-w64-mingw32-gcc against Wine's ddk/wdm.h and ddk/wsk.h
  * (libwine-dev), -DC_WSK_HTTP_PORT=N; imports only ntoskrnl.exe and NETIO.SYS. */
@@ -384,6 +391,8 @@ static void conn_advance(struct conn *c)
     switch (c->op)
     {
     case OP_RECEIVE:
+        if (c->status == STATUS_CANCELLED && !stopping)
+            break; /* Wine: the thread that issued it exited (see WINE_THREAD_CANCEL); nothing was lost */
         if (!NT_SUCCESS(c->status) || c->information == 0)
         {
             conn_end(c, NT_SUCCESS(c->status)); /* 0 bytes: the client closed its side */
@@ -557,7 +566,9 @@ static void accept_advance(void)
                     accept_irp);
             return;
         }
-        if (!NT_SUCCESS(accept_status) && !stopping)
+        if (accept_status == STATUS_CANCELLED && !stopping)
+            ; /* Wine: the thread that issued it exited (see WINE_THREAD_CANCEL); accept again */
+        else if (!NT_SUCCESS(accept_status) && !stopping)
         {
             /* Not retried: a listener that fails once would fail in a tight loop. */
             DbgPrint("c_wsk_http: WskAccept failed: %#lx; no longer accepting\n", (unsigned long)accept_status);
