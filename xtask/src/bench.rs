@@ -344,6 +344,23 @@ impl Allocations {
     pub fn per_request(&self) -> Option<f64> {
         (self.requests > 0).then(|| self.allocations as f64 / self.requests as f64)
     }
+
+    /// Allocations per accepted connection: what a keep-alive cell's figure is made of when requests
+    /// themselves allocate nothing.
+    pub fn per_connection(&self) -> Option<f64> {
+        (self.connections > 0).then(|| self.allocations as f64 / self.connections as f64)
+    }
+
+    /// `0.008 (5.0 per connection)`, for the table.
+    pub fn summary(&self) -> String {
+        let per_request = self
+            .per_request()
+            .map_or("-".to_owned(), |a| format!("{a:.3}"));
+        match self.per_connection() {
+            Some(c) => format!("{per_request} ({c:.1} per connection)"),
+            None => per_request,
+        }
+    }
 }
 
 /// One measured cell for one server.
@@ -446,7 +463,7 @@ pub fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "| load | {} req/s | {} req/s | {} req/s | {} req/s | wsk / C driver | wsk / user-mode (Wine) | wsk pool allocs / request |",
+        "| load | {} req/s | {} req/s | {} req/s | {} req/s | wsk / C driver | wsk / user-mode (Wine) | wsk pool allocations per request |",
         SERVERS[0].title(),
         SERVERS[1].title(),
         SERVERS[2].title(),
@@ -465,8 +482,7 @@ pub fn markdown(report: &Report) -> String {
             let allocs = report
                 .find(mode, c, Server::Wsk)
                 .and_then(|r| r.allocations)
-                .and_then(|a| a.per_request())
-                .map_or("-".to_owned(), |a| format!("{a:.3}"));
+                .map_or("-".to_owned(), |a| a.summary());
             let _ = writeln!(
                 row,
                 " {} | {} | {allocs} |",
@@ -547,11 +563,12 @@ pub fn to_json(report: &Report) -> String {
             let e = &r.result.socket_errors;
             let allocs = r.allocations.map_or("null".to_owned(), |a| {
                 format!(
-                    "{{\"allocations\": {}, \"connections\": {}, \"requests\": {}, \"per_request\": {}}}",
+                    "{{\"allocations\": {}, \"connections\": {}, \"requests\": {}, \"per_request\": {}, \"per_connection\": {}}}",
                     a.allocations,
                     a.connections,
                     a.requests,
-                    json_opt(a.per_request(), 4)
+                    json_opt(a.per_request(), 4),
+                    json_opt(a.per_connection(), 2)
                 )
             });
             format!(
@@ -1114,7 +1131,7 @@ Transfer/sec:    240.00KB
 
         let md = markdown(&report);
         assert!(
-            md.contains("| keep-alive c=1 | 3000 | 2000 | 6000 | - | 1.50x | 0.50x | 0.002 |"),
+            md.contains("| keep-alive c=1 | 3000 | 2000 | 6000 | - | 1.50x | 0.50x | 0.002 (2.0 per connection) |"),
             "{md}"
         );
         assert!(
@@ -1130,7 +1147,7 @@ Transfer/sec:    240.00KB
         assert!(json.contains("\"wsk_over_user_native\": null"));
         assert!(json.contains("\"server\": \"user-wine\""));
         assert!(json.contains("\"read\": 4"));
-        assert!(json.contains("\"per_request\": 0.0020"));
+        assert!(json.contains("\"per_request\": 0.0020, \"per_connection\": 2.00"));
         assert!(json.contains("\"stripped_bytes\": 1024"));
         assert_eq!(json.matches('{').count(), json.matches('}').count());
     }

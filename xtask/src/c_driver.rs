@@ -83,9 +83,43 @@ pub fn build(paths: &Paths, port: u16) -> Result<PathBuf> {
     Ok(sys)
 }
 
+/// The C driver's last log line, `c_wsk_http: unload complete: accepted N, requests N, live: connections 0,
+/// pool 0, irps 0, mdls 0`: fails unless it is there with every live count 0.
+///
+/// # Errors
+/// If the line is missing or something was left live.
+pub fn check_unload(lines: &[String]) -> Result<()> {
+    let marker = format!("{NAME}: unload complete:");
+    let Some(line) = lines.iter().rev().find(|l| l.contains(&marker)) else {
+        bail!("the C driver logged no `{marker}` line: its DriverUnload did not finish");
+    };
+    let live = line.split_once("live:").map_or("", |(_, l)| l);
+    let counts: Vec<Option<u64>> = live
+        .split(',')
+        .map(|part| part.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .collect();
+    if counts.len() != 4 || counts.iter().any(|c| *c != Some(0)) {
+        bail!(
+            "the C driver left something live at unload: {}",
+            line.trim()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unload_line_must_show_nothing_live() {
+        let ok = "c_wsk_http: unload complete: accepted 3, requests 9, live: connections 0, pool 0, irps 0, mdls 0";
+        assert!(check_unload(&[ok.to_owned()]).is_ok());
+        assert!(check_unload(&[ok.replace("pool 0", "pool 2")]).is_err());
+        assert!(check_unload(&[ok.replace(", mdls 0", "")]).is_err());
+        assert!(check_unload(&["wsk: unload complete".to_owned()]).is_err());
+        assert!(check_unload(&[]).is_err());
+    }
 
     #[test]
     fn builds_a_native_image_with_the_port() {

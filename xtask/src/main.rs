@@ -365,7 +365,9 @@ fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
     if let Some((line, _)) = &report.unload {
         println!("final counters: {line}");
     }
-    result.map(drop)
+    result?;
+    // The reference must be as clean as the sample: everything it allocated freed at unload.
+    c_driver::check_unload(&report.wsk_lines)
 }
 
 #[cfg(test)]
