@@ -170,7 +170,7 @@ static int answer(const char *p, ULONG n)
                 || (word_is(p + pos, colon - pos, "content-length") && !(end - v == 1 && p[v] == '0')))
             return R_BAD_REQUEST; /* bodies are not supported */
     }
-    if (!word_is(p, sp1, "get") || p[0] != 'G' || !root)
+    if (sp1 != 3 || p[0] != 'G' || p[1] != 'E' || p[2] != 'T' || !root) /* methods are case-sensitive */
         return R_NOT_FOUND;
     if (close || (http10 && !keep_alive))
         return R_OK_CLOSE;
