@@ -4,6 +4,7 @@
 //! Run `cargo xtask help` for the commands.
 
 mod bench;
+mod c_driver;
 mod driver_build;
 mod loom;
 mod own_crate;
@@ -57,8 +58,10 @@ commands:
   own-crate             a driver crate of your own: the files of README's section on your own driver crate,
                         in a fresh crate outside the workspace, plain `cargo build`, the checks of `build`,
                         loaded under Wine (the README endpoint's port), echo round trips, unload counters 0
-  bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
-                        target/bench.json
+  bench                 wrk (1, 16, 64 connections; keep-alive and `Connection: close`) against the sample,
+                        the hand-written C WSK driver (tests/wine/c_wsk_http.c, port +1) in the same Wine
+                        session, the user-mode C peer under Wine (port +10001) and natively (port +10002);
+                        checks that all four send the sample's bytes; target/bench.json and markdown tables
   help                  this text
 
 options:
@@ -372,10 +375,14 @@ fn curl(url: &str) -> Result<String> {
 }
 
 fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
-    let mut session = serve(paths, driver)?;
+    setup::check(&paths.root)?;
+    let spec = resolve_driver(paths, driver)?;
+    let env = WineEnv::new(paths);
+    let mut session = wine::serve(&env, std::slice::from_ref(&spec))?;
     let result = bench::run(
+        paths,
         &mut session,
-        driver.port,
+        &spec,
         secs,
         &paths.target.join("bench.json"),
     );
@@ -384,7 +391,9 @@ fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
     if let Some((line, _)) = &report.unload {
         println!("final counters: {line}");
     }
-    result.map(drop)
+    result?;
+    // The reference must be as clean as the sample: everything it allocated freed at unload.
+    c_driver::check_unload(&report.wsk_lines)
 }
 
 #[cfg(test)]
