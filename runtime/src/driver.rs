@@ -46,12 +46,22 @@ pub fn driver_unload(rt: &'static Runtime) {
 /// // or with a log level: wsk::driver!(log = log::LevelFilter::Debug; LISTENER);
 /// ```
 ///
+/// A driver build needs `panic = "abort"` (an unwinding panic cannot cross the kernel's frames, and
+/// unwinding pulls in libgcc_eh); a build script cannot see the profile's panic strategy, so the
+/// expansion checks it and says which profile lines are missing.
+///
 /// With the `wdk` feature the generated entry points take and set wdk-sys's types
 /// (`PDRIVER_OBJECT`, `PCUNICODE_STRING`, `DRIVER_UNLOAD`); see the `wdk` module. A driver that needs
 /// its own `DriverEntry` calls [`Runtime::start_with`] and [`Runtime::shutdown`] instead.
 #[macro_export]
 macro_rules! driver {
     (log = $level:expr; $($endpoint:path),+ $(,)?) => {
+        #[cfg(all(target_os = "windows", panic = "unwind"))]
+        ::core::compile_error!(
+            "a wsk driver must be built with `panic = \"abort\"`: add it under `[profile.dev]` and \
+             `[profile.release]` in Cargo.toml (the workspace root's, if the crate is a member of one)"
+        );
+
         $crate::__wsk_entry_points!($level; $($endpoint),+);
     };
     ($($endpoint:path),+ $(,)?) => {

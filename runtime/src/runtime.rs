@@ -349,6 +349,20 @@ impl Runtime {
         self.executor.spawn_with(make)
     }
 
+    /// Spawns a task like [`Self::spawn_with`] that the executor polls before the others whenever it is
+    /// woken: an accept loop, so that a connection waiting to be accepted does not wait for a turn of
+    /// every connection being served.
+    pub(crate) fn spawn_urgent_with<F, M>(&'static self, make: M) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+        M: FnOnce() -> F,
+    {
+        if !self.is_running() {
+            return Err(Error::new(Step::Shutdown, sys::STATUS_INVALID_DEVICE_STATE));
+        }
+        self.executor.spawn_urgent(make)
+    }
+
     /// Spawns one of the runtime's own tasks: not dropped with the user tasks at shutdown, but run until it
     /// ends, before the executor thread exits and the provider NPI is released. For work that must finish
     /// with the provider even when its user is gone (a name resolution whose future was dropped).

@@ -4,9 +4,11 @@
 //! Run `cargo xtask help` for the commands.
 
 mod bench;
+mod c_driver;
 mod driver_build;
 mod inf;
 mod loom;
+mod own_crate;
 mod setup;
 mod stack;
 mod test_suite;
@@ -35,6 +37,8 @@ commands:
                         rustup target x86_64-pc-windows-gnu); changes nothing if all is there
   build                 cross-build the driver to target/sys/<name>.sys and check its imports/subsystem and
                         its stack (largest frame, deepest chain per entry point; target/sys/<name>.stack.json)
+  check FILE.sys        the checks of `build` on a .sys built elsewhere (your own driver crate): subsystem,
+                        import table, stack
   stack FILE.sys        the stack check alone, on any .sys: print the figures, fail if over budget
                         (--json PATH: also write the figures there)
   stack-selftest        build the big-frame test driver and check that the stack check rejects it
@@ -45,7 +49,8 @@ commands:
                         the sim-based tests on 24 KiB stacks (--profile sim-opt), loom, the driver build with its import and stack checks
                         and the stack self-test, the Wine end-to-end tests against the driver (and its unload
                         counters), the echo sample under Wine (both builds checked), the connection test
-                        drivers under Wine (as wine-connect), the sim-based tests under valgrind
+                        drivers under Wine (as wine-connect), an own driver crate (as own-crate), the
+                        sim-based tests under valgrind
   valgrind              only the valgrind phase of `test`
   loom                  the loom model checks of the runtime's lock-free handshakes (runtime/loom): every
                         model on the shipped files, and the mutants each model must catch
@@ -56,8 +61,13 @@ commands:
                         x86_64-pc-windows-msvc, examples/wdk-echo's manifest, the INF/INX check, and a
                         type-check of the wdk feature and the example against tests/wdk-standins
   inf FILE...           the INF/INX check alone, on any files (file:line: message per problem)
-  bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
-                        target/bench.json
+  own-crate             a driver crate of your own: the files of README's section on your own driver crate,
+                        in a fresh crate outside the workspace, plain `cargo build`, the checks of `build`,
+                        loaded under Wine (the README endpoint's port), echo round trips, unload counters 0
+  bench                 wrk (1, 16, 64 connections; keep-alive and `Connection: close`) against the sample,
+                        the hand-written C WSK driver (tests/wine/c_wsk_http.c, port +1) in the same Wine
+                        session, the user-mode C peer under Wine (port +10001) and natively (port +10002);
+                        checks that all four send the sample's bytes; target/bench.json and markdown tables
   help                  this text
 
 options:
@@ -74,7 +84,9 @@ options:
 environment:
   WSK_WINE_DIR          session directory: prefix, log, state, helper .exe (default target/wine)
   WSK_WINEPREFIX        Wine prefix (default $WSK_WINE_DIR/prefix)
-  WSK_E2E_IDLE_SECS     the driver's idle timeout the Wine tests expect (default 5)";
+  WSK_E2E_IDLE_SECS     the driver's idle timeout the Wine tests expect (default 5)
+  WSK_WINEDEBUG         WINEDEBUG of the session (default -all,warn+debugstr,err+all); e.g. add
+                        +timestamp,+tid,+netio to trace every WSK call into the session log";
 
 /// Which driver a command works on: a package to build, or a prebuilt image.
 #[derive(Clone, Debug)]
@@ -131,6 +143,7 @@ pub fn resolve_driver(paths: &Paths, args: &DriverArgs) -> Result<DriverSpec> {
 enum Cmd {
     Setup,
     Build,
+    Check { sys: PathBuf },
     Stack { sys: PathBuf, json: Option<PathBuf> },
     StackSelfTest,
     Serve,
@@ -143,6 +156,7 @@ enum Cmd {
     WineConnect,
     WindowsPackaging,
     Inf(Vec<PathBuf>),
+    OwnCrate,
     Help,
 }
 
@@ -165,6 +179,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             },
             _ => bail!("`stack` needs the path of a .sys\n\n{USAGE}"),
         },
+        Some("check") => match it.next() {
+            Some(path) if !path.starts_with('-') => Cmd::Check { sys: PathBuf::from(path) },
+            _ => bail!("`check` needs the path of a .sys\n\n{USAGE}"),
+        },
         Some("stack-selftest") => Cmd::StackSelfTest,
         Some("serve") => Cmd::Serve,
         Some("stop") => Cmd::Stop,
@@ -182,6 +200,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             }
             Cmd::Inf(files)
         }
+        Some("own-crate") => Cmd::OwnCrate,
         Some("help" | "-h" | "--help") | None => Cmd::Help,
         Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
@@ -272,6 +291,16 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
         Cmd::WineConnect => {
             setup::check(&paths.root)?;
             wine_connect::run(paths, args.driver.build.release).map(|s| println!("wine-connect: {s}"))
+        }
+        Cmd::Check { sys } => {
+            driver_build::check_file(&sys)?;
+            stack::check_file(&sys, None)?;
+            println!("check: {} is a valid kernel image within the stack budget", sys.display());
+            Ok(())
+        }
+        Cmd::OwnCrate => {
+            setup::check(&paths.root)?;
+            own_crate::run(paths).map(|s| println!("own-crate: {s}"))
         }
         Cmd::Stack { sys, json } => stack::check_file(&sys, json.as_deref()).map(drop),
         Cmd::StackSelfTest => {
@@ -375,10 +404,14 @@ fn curl(url: &str) -> Result<String> {
 }
 
 fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
-    let mut session = serve(paths, driver)?;
+    setup::check(&paths.root)?;
+    let spec = resolve_driver(paths, driver)?;
+    let env = WineEnv::new(paths);
+    let mut session = wine::serve(&env, std::slice::from_ref(&spec))?;
     let result = bench::run(
+        paths,
         &mut session,
-        driver.port,
+        &spec,
         secs,
         &paths.target.join("bench.json"),
     );
@@ -387,7 +420,9 @@ fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
     if let Some((line, _)) = &report.unload {
         println!("final counters: {line}");
     }
-    result.map(drop)
+    result?;
+    // The reference must be as clean as the sample: everything it allocated freed at unload.
+    c_driver::check_unload(&report.wsk_lines)
 }
 
 #[cfg(test)]
@@ -426,6 +461,10 @@ mod tests {
             Ok(Cmd::StackSelfTest)
         ));
         assert!(matches!(parse("loom").map(|a| a.cmd), Ok(Cmd::Loom)));
+        assert!(matches!(parse("own-crate").map(|a| a.cmd), Ok(Cmd::OwnCrate)));
+        assert!(
+            matches!(parse("check x.sys").map(|a| a.cmd), Ok(Cmd::Check { sys }) if sys.as_os_str() == "x.sys")
+        );
     }
 
     #[test]
@@ -438,5 +477,7 @@ mod tests {
         assert!(parse("bench --duration 0").is_err());
         assert!(parse("stack").is_err());
         assert!(parse("stack x.sys -p foo").is_err());
+        assert!(parse("check").is_err());
+        assert!(parse("own-crate --port 1").is_err());
     }
 }

@@ -20,7 +20,10 @@
 //!    through the import and stack checks; the variant loaded under Wine (no IPv6 there), its Wine tests
 //!    (`cargo test -p echo --test wine -- --ignored`) run against it, then it is unloaded with connections
 //!    open and its unload counters must show nothing left behind;
-//! 9. valgrind: the sim-based host test binaries under `valgrind --leak-check=full --error-exitcode=1`.
+//! 9. the connection test drivers under Wine (`cargo xtask wine-connect`);
+//! 10. a driver crate of the user's own (`cargo xtask own-crate`): README's "Your own driver crate" built
+//!     outside the workspace with plain cargo, checked, loaded under Wine, echoing, unloaded clean;
+//! 11. valgrind: the sim-based host test binaries under `valgrind --leak-check=full --error-exitcode=1`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -124,6 +127,9 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
     phase("wine connection drivers (connect-peer, connect-name)", &mut || {
         crate::wine_connect::run(paths, opts.driver.build.release)
     });
+    phase("own driver crate outside the workspace (README steps): build, checks, Wine echo", &mut || {
+        crate::own_crate::run(paths)
+    });
     if opts.valgrind {
         phase("valgrind (sim-based host tests)", &mut || valgrind(paths));
     }
@@ -163,7 +169,7 @@ fn host_tests(paths: &Paths) -> Result<String> {
 }
 
 /// The crates a driver author reads the documentation of.
-pub const DOC_PACKAGES: &[&str] = &["wsk", "wsk-macros", "wsk-sys", "wsk-addr"];
+pub const DOC_PACKAGES: &[&str] = &["wsk", "wsk-macros", "wsk-sys", "wsk-addr", "wsk-build"];
 
 /// `cargo doc` of [`DOC_PACKAGES`] with every rustdoc and rustc warning an error (`missing_docs` is a
 /// workspace lint, so an undocumented public item fails here, as does a broken intra-doc link).
