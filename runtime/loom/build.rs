@@ -53,11 +53,19 @@ const MUTANTS: &[Mutant] = &[
         name: "sleep_acqrel",
         file: "executor/queue.rs",
         from: "        self.sleeping.store(true, Ordering::SeqCst);
-        if !self.head.load(Ordering::SeqCst).is_null() {
+        if !self.head.load(Ordering::SeqCst).is_null() || !self.urgent.load(Ordering::SeqCst).is_null() {
 ",
         to: "        self.sleeping.store(true, Ordering::Release);
-        if !self.head.load(Ordering::Acquire).is_null() {
+        if !self.head.load(Ordering::Acquire).is_null() || !self.urgent.load(Ordering::Acquire).is_null() {
 ",
+    },
+    // The executor's re-check before it sleeps forgets the urgent stack: an urgent task pushed just
+    // after `sleeping` was seen false (so its waker sets no event) stays queued while the executor sleeps.
+    Mutant {
+        name: "sleep_ignores_urgent",
+        file: "executor/queue.rs",
+        from: "if !self.head.load(Ordering::SeqCst).is_null() || !self.urgent.load(Ordering::SeqCst).is_null() {",
+        to: "if !self.head.load(Ordering::SeqCst).is_null() {",
     },
     // `register` publishes the new waker with a Relaxed CAS: a taker that sees WAITING does not see the
     // waker's write (a data race on the slot).

@@ -4,8 +4,10 @@
 //! ```text
 //!   spawn ──► [queued] ──poll──► Pending ──(waker.wake from completion routine / timer)──► [queued] ...
 //!                          └───► Ready ──► future dropped, task unlinked, memory freed at refcount 0
-//!   coop:  each poll of a task has a budget of 64 socket operations; the 65th wakes its task and
+//!   coop:  each poll of a task has a budget of 2 socket operations (a request); the 3rd wakes its task and
 //!          returns Pending before it starts, so the task goes to the back of the queue (`executor/coop.rs`)
+//!   urgent: accept loops are queued apart and polled first, also between two other tasks, so a new
+//!          connection is accepted within one task's turn, not after a turn of every busy connection
 //!   stop:  every user task's future is dropped on the executor thread (listeners first: they were
 //!          spawned first); their sockets go to the reaper, a system task that keeps running until every
 //!          IRP has come back and every socket is closed; then the thread exits.
@@ -43,7 +45,7 @@ mod task;
 mod tests;
 
 use self::scheduler::Scheduler;
-use self::task::SYSTEM;
+use self::task::{SYSTEM, URGENT};
 
 /// Longest the executor sleeps without re-checking timers and the stop flag (100 ns units: 100 ms).
 const MAX_WAIT: u64 = 1_000_000;
@@ -143,6 +145,15 @@ impl Executor {
         M: FnOnce() -> F,
     {
         self.spawn_flags(make, 0)
+    }
+
+    /// Spawns a user task that is polled before the others (see [`URGENT`]): an accept loop.
+    pub(crate) fn spawn_urgent<F, M>(&'static self, make: M) -> Result<(), Error>
+    where
+        F: Future<Output = ()> + Send + 'static,
+        M: FnOnce() -> F,
+    {
+        self.spawn_flags(make, URGENT)
     }
 
     /// Spawns one of the runtime's own tasks (see [`SYSTEM`]).

@@ -56,6 +56,8 @@ mod runtime;
 mod socket;
 mod sync;
 pub mod time;
+#[cfg(all(feature = "wdk", windows))]
+pub mod wdk;
 
 pub use addr::SocketAddr;
 pub use buf::{Buf, BufError, BufResult};

@@ -135,6 +135,32 @@ impl Runtime {
         r
     }
 
+    /// Starts the runtime (as [`Self::start`]), then runs `open`, which opens the driver's endpoints
+    /// ([`crate::Endpoint::start`], [`crate::Endpoint::start_at`] with an address read from the registry,
+    /// ...). If `open` fails, the runtime is shut down again, which closes every endpoint `open` had
+    /// already opened, and its error is returned: the one call a hand-written `DriverEntry` needs
+    /// (PASSIVE_LEVEL), with [`Self::shutdown`] as its `DriverUnload`.
+    ///
+    /// ```ignore
+    /// static RUNTIME: wsk::Runtime = wsk::Runtime::new();
+    /// // in DriverEntry:
+    /// RUNTIME.start_with(driver, |rt| {
+    ///     LISTENER.start_at(rt, port_from_registry)?;
+    ///     STATS.start(rt)
+    /// })?;
+    /// ```
+    ///
+    /// # Errors
+    /// The failing step of the start or `open`'s error; nothing stays started or open then.
+    pub fn start_with(&'static self, driver: DriverObject, open: impl FnOnce(&'static Self) -> Result<()>) -> Result<()> {
+        self.start(driver)?;
+        if let Err(e) = open(self) {
+            self.shutdown();
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn start_steps(&'static self, driver: DriverObject) -> Result<()> {
         crate::time::init_clock();
         self.executor.init();
@@ -321,6 +347,20 @@ impl Runtime {
             return Err(Error::new(Step::Shutdown, sys::STATUS_INVALID_DEVICE_STATE));
         }
         self.executor.spawn_with(make)
+    }
+
+    /// Spawns a task like [`Self::spawn_with`] that the executor polls before the others whenever it is
+    /// woken: an accept loop, so that a connection waiting to be accepted does not wait for a turn of
+    /// every connection being served.
+    pub(crate) fn spawn_urgent_with<F, M>(&'static self, make: M) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+        M: FnOnce() -> F,
+    {
+        if !self.is_running() {
+            return Err(Error::new(Step::Shutdown, sys::STATUS_INVALID_DEVICE_STATE));
+        }
+        self.executor.spawn_urgent(make)
     }
 
     /// Spawns one of the runtime's own tasks: not dropped with the user tasks at shutdown, but run until it

@@ -4,8 +4,11 @@
 //! Run `cargo xtask help` for the commands.
 
 mod bench;
+mod c_driver;
 mod driver_build;
+mod inf;
 mod loom;
+mod own_crate;
 mod setup;
 mod stack;
 mod stop_under_load;
@@ -14,6 +17,7 @@ mod unload;
 mod util;
 mod wine;
 mod wine_connect;
+mod windows_packaging;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -34,6 +38,8 @@ commands:
                         rustup target x86_64-pc-windows-gnu); changes nothing if all is there
   build                 cross-build the driver to target/sys/<name>.sys and check its imports/subsystem and
                         its stack (largest frame, deepest chain per entry point; target/sys/<name>.stack.json)
+  check FILE.sys        the checks of `build` on a .sys built elsewhere (your own driver crate): subsystem,
+                        import table, stack
   stack FILE.sys        the stack check alone, on any .sys: print the figures, fail if over budget
                         (--json PATH: also write the figures there)
   stack-selftest        build the big-frame test driver and check that the stack check rejects it
@@ -44,17 +50,27 @@ commands:
                         the sim-based tests on 24 KiB stacks (--profile sim-opt), loom, the driver build with its import and stack checks
                         and the stack self-test, the Wine end-to-end tests against the driver (and its unload
                         counters), the echo sample under Wine (both builds checked), the connection test
-                        drivers under Wine (as wine-connect), the sim-based tests under valgrind
+                        drivers under Wine (as wine-connect), an own driver crate (as own-crate), the
+                        sim-based tests under valgrind
   valgrind              only the valgrind phase of `test`
   loom                  the loom model checks of the runtime's lock-free handshakes (runtime/loom): every
                         model on the shipped files, and the mutants each model must catch
   wine-connect          the connection test drivers (tests/drivers/connect-peer, connect-name) under Wine:
                         each connects to its peer on 127.0.0.1 (by number; by `localhost`, resolved with
                         WskGetAddressInfo), the peer checks the exchange, the unload counters must be zero
+  windows-packaging     what Linux checks of the Windows-only parts: `cargo tree` of wsk --features wdk for
+                        x86_64-pc-windows-msvc, examples/wdk-echo's manifest, the INF/INX check, and a
+                        type-check of the wdk feature and the example against tests/wdk-standins
+  inf FILE...           the INF/INX check alone, on any files (file:line: message per problem)
+  own-crate             a driver crate of your own: the files of README's section on your own driver crate,
+                        in a fresh crate outside the workspace, plain `cargo build`, the checks of `build`,
+                        loaded under Wine (the README endpoint's port), echo round trips, unload counters 0
   unload-under-load     load the driver under Wine and unload it (sc stop, its DriverUnload) 20 times while
                         wrk -t2 -c64 runs; each unload within 2 s with every live counter 0 (part of `test`)
-  bench                 wrk against the driver and against a user-mode C Winsock peer under Wine; writes
-                        target/bench.json
+  bench                 wrk (1, 16, 64 connections; keep-alive and `Connection: close`) against the sample,
+                        the hand-written C WSK driver (tests/wine/c_wsk_http.c, port +1) in the same Wine
+                        session, the user-mode C peer under Wine (port +10001) and natively (port +10002);
+                        checks that all four send the sample's bytes; target/bench.json and markdown tables
   help                  this text
 
 options:
@@ -72,7 +88,9 @@ options:
 environment:
   WSK_WINE_DIR          session directory: prefix, log, state, helper .exe (default target/wine)
   WSK_WINEPREFIX        Wine prefix (default $WSK_WINE_DIR/prefix)
-  WSK_E2E_IDLE_SECS     the driver's idle timeout the Wine tests expect (default 5)";
+  WSK_E2E_IDLE_SECS     the driver's idle timeout the Wine tests expect (default 5)
+  WSK_WINEDEBUG         WINEDEBUG of the session (default -all,warn+debugstr,err+all); e.g. add
+                        +timestamp,+tid,+netio to trace every WSK call into the session log";
 
 /// Which driver a command works on: a package to build, or a prebuilt image.
 #[derive(Clone, Debug)]
@@ -129,6 +147,7 @@ pub fn resolve_driver(paths: &Paths, args: &DriverArgs) -> Result<DriverSpec> {
 enum Cmd {
     Setup,
     Build,
+    Check { sys: PathBuf },
     Stack { sys: PathBuf, json: Option<PathBuf> },
     StackSelfTest,
     Serve,
@@ -140,6 +159,9 @@ enum Cmd {
     Bench,
     WineConnect,
     UnloadUnderLoad,
+    WindowsPackaging,
+    Inf(Vec<PathBuf>),
+    OwnCrate,
     Help,
 }
 
@@ -162,6 +184,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             },
             _ => bail!("`stack` needs the path of a .sys\n\n{USAGE}"),
         },
+        Some("check") => match it.next() {
+            Some(path) if !path.starts_with('-') => Cmd::Check { sys: PathBuf::from(path) },
+            _ => bail!("`check` needs the path of a .sys\n\n{USAGE}"),
+        },
         Some("stack-selftest") => Cmd::StackSelfTest,
         Some("serve") => Cmd::Serve,
         Some("stop") => Cmd::Stop,
@@ -172,6 +198,15 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         Some("bench") => Cmd::Bench,
         Some("wine-connect") => Cmd::WineConnect,
         Some("unload-under-load") => Cmd::UnloadUnderLoad,
+        Some("windows-packaging") => Cmd::WindowsPackaging,
+        Some("inf") => {
+            let files: Vec<PathBuf> = it.by_ref().map(PathBuf::from).collect();
+            if files.is_empty() || files.iter().any(|f| f.to_string_lossy().starts_with('-')) {
+                bail!("`inf` needs the paths of INF/INX files\n\n{USAGE}");
+            }
+            Cmd::Inf(files)
+        }
+        Some("own-crate") => Cmd::OwnCrate,
         Some("help" | "-h" | "--help") | None => Cmd::Help,
         Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
@@ -270,6 +305,16 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
             setup::check(&paths.root)?;
             wine_connect::run(paths, args.driver.build.release).map(|s| println!("wine-connect: {s}"))
         }
+        Cmd::Check { sys } => {
+            driver_build::check_file(&sys)?;
+            stack::check_file(&sys, None)?;
+            println!("check: {} is a valid kernel image within the stack budget", sys.display());
+            Ok(())
+        }
+        Cmd::OwnCrate => {
+            setup::check(&paths.root)?;
+            own_crate::run(paths).map(|s| println!("own-crate: {s}"))
+        }
         Cmd::Stack { sys, json } => stack::check_file(&sys, json.as_deref()).map(drop),
         Cmd::StackSelfTest => {
             setup::check(&paths.root)?;
@@ -292,6 +337,19 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
         }
         Cmd::Loom => loom::run(paths).map(|s| println!("loom: {s}")),
         Cmd::Bench => bench(paths, &args.driver, args.duration),
+        Cmd::WindowsPackaging => {
+            setup::check(&paths.root)?;
+            windows_packaging::run(paths).map(|s| println!("windows-packaging: {s}"))
+        }
+        Cmd::Inf(files) => {
+            let problems: Vec<String> = files.iter().filter_map(|f| inf::check_file(f).err()).collect();
+            if problems.is_empty() {
+                println!("inf: {} file(s), no problem", files.len());
+                Ok(())
+            } else {
+                bail!("{}", problems.join("\n"))
+            }
+        }
     }
 }
 
@@ -359,10 +417,14 @@ fn curl(url: &str) -> Result<String> {
 }
 
 fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
-    let mut session = serve(paths, driver)?;
+    setup::check(&paths.root)?;
+    let spec = resolve_driver(paths, driver)?;
+    let env = WineEnv::new(paths);
+    let mut session = wine::serve(&env, std::slice::from_ref(&spec))?;
     let result = bench::run(
+        paths,
         &mut session,
-        driver.port,
+        &spec,
         secs,
         &paths.target.join("bench.json"),
     );
@@ -371,7 +433,9 @@ fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
     if let Some((line, _)) = &report.unload {
         println!("final counters: {line}");
     }
-    result.map(drop)
+    result?;
+    // The reference must be as clean as the sample: everything it allocated freed at unload.
+    c_driver::check_unload(&report.wsk_lines)
 }
 
 #[cfg(test)]
@@ -410,6 +474,10 @@ mod tests {
             Ok(Cmd::StackSelfTest)
         ));
         assert!(matches!(parse("loom").map(|a| a.cmd), Ok(Cmd::Loom)));
+        assert!(matches!(parse("own-crate").map(|a| a.cmd), Ok(Cmd::OwnCrate)));
+        assert!(
+            matches!(parse("check x.sys").map(|a| a.cmd), Ok(Cmd::Check { sys }) if sys.as_os_str() == "x.sys")
+        );
     }
 
     #[test]
@@ -436,5 +504,7 @@ mod tests {
         assert!(parse("bench --duration 0").is_err());
         assert!(parse("stack").is_err());
         assert!(parse("stack x.sys -p foo").is_err());
+        assert!(parse("check").is_err());
+        assert!(parse("own-crate --port 1").is_err());
     }
 }

@@ -139,6 +139,12 @@ pub const AT_MOST_ONCE: &[(&str, &str)] = &[
         "the executor polls a task only from its run queue; waking only queues it",
     ),
     (
+        "wsk::executor::*Task<F>::drop_future",
+        "only `Scheduler::drop_tasks` calls it, for one task after another; dropping a future wakes or \
+         releases other tasks, which never drops theirs (the waker's slot at the same table offset is \
+         `wake`, which only queues)",
+    ),
+    (
         "wsk::endpoint::Endpoint::start",
         "an endpoint is started once, from DriverEntry",
     ),

@@ -10,6 +10,8 @@
 //! 4. the sim-based host tests again, optimised (`--profile sim-opt`), where the simulation gives the
 //!    executor and completion threads 24 KiB stacks as Windows does: a stack overflow crashes a test here;
 //! 5. loom model checks of the runtime's lock-free handshakes;
+//!    then the Windows packaging checks (`windows_packaging`: the `wdk` feature's graph for
+//!    x86_64-pc-windows-msvc, examples/wdk-echo's manifest, the INF/INX check, the stand-in type-check);
 //! 6. driver build with the import check and the stack check (figures printed and in the summary), then
 //!    the stack check's self-test on a driver with a deliberately large frame;
 //! 7. Wine end to end: the driver loaded in a Wine session, `cargo test -p wsk-tests --test wine_e2e` against it
@@ -18,7 +20,10 @@
 //!    through the import and stack checks; the variant loaded under Wine (no IPv6 there), its Wine tests
 //!    (`cargo test -p echo --test wine -- --ignored`) run against it, then it is unloaded with connections
 //!    open and its unload counters must show nothing left behind;
-//! 9. valgrind: the sim-based host test binaries under `valgrind --leak-check=full --error-exitcode=1`.
+//! 9. the connection test drivers under Wine (`cargo xtask wine-connect`);
+//! 10. a driver crate of the user's own (`cargo xtask own-crate`): README's "Your own driver crate" built
+//!     outside the workspace with plain cargo, checked, loaded under Wine, echoing, unloaded clean;
+//! 11. valgrind: the sim-based host test binaries under `valgrind --leak-check=full --error-exitcode=1`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -94,6 +99,9 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
         });
         phase("loom model checks", &mut || crate::loom::run(paths));
     }
+    phase("windows packaging (wdk feature graph, wdk-echo manifest, INF/INX check, stand-in type-check)", &mut || {
+        crate::windows_packaging::run(paths)
+    });
     let mut spec = None;
     phase("driver build + import check + stack check", &mut || {
         let (s, stack) = match &opts.driver.sys {
@@ -125,6 +133,9 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
     });
     phase("wine connection drivers (connect-peer, connect-name)", &mut || {
         crate::wine_connect::run(paths, opts.driver.build.release)
+    });
+    phase("own driver crate outside the workspace (README steps): build, checks, Wine echo", &mut || {
+        crate::own_crate::run(paths)
     });
     if opts.valgrind {
         phase("valgrind (sim-based host tests)", &mut || valgrind(paths));
@@ -165,7 +176,7 @@ fn host_tests(paths: &Paths) -> Result<String> {
 }
 
 /// The crates a driver author reads the documentation of.
-pub const DOC_PACKAGES: &[&str] = &["wsk", "wsk-macros", "wsk-sys", "wsk-addr"];
+pub const DOC_PACKAGES: &[&str] = &["wsk", "wsk-macros", "wsk-sys", "wsk-addr", "wsk-build"];
 
 /// `cargo doc` of [`DOC_PACKAGES`] with every rustdoc and rustc warning an error (`missing_docs` is a
 /// workspace lint, so an undocumented public item fails here, as does a broken intra-doc link).

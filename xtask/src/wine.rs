@@ -83,13 +83,15 @@ impl WineEnv {
     }
 
     /// A command for a Wine program with this prefix, headless, without Mono/Gecko prompts, with the
-    /// session's debug channels.
+    /// session's debug channels ([`SESSION_WINEDEBUG`], or `$WSK_WINEDEBUG` to trace Wine itself, e.g.
+    /// `-all,warn+debugstr,err+all,+timestamp,+tid,+netio`; the session log then holds the trace).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
+        let debug = std::env::var("WSK_WINEDEBUG").unwrap_or_else(|_| SESSION_WINEDEBUG.to_owned());
         cmd.env("WINEPREFIX", &self.prefix)
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
             .env("DISPLAY", "")
-            .env("WINEDEBUG", SESSION_WINEDEBUG)
+            .env("WINEDEBUG", debug)
             .stdin(Stdio::null());
         cmd
     }

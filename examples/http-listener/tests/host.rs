@@ -48,8 +48,10 @@ fn the_sample_serves_http_and_unloads_clean() {
     let port = free_port();
     LISTENER.start_at(&RT, SocketAddr::v4([127, 0, 0, 1], port)).unwrap();
 
-    // Keep-alive: many requests on one connection. One request takes a few operations, far below the
-    // executor's cooperative budget: the connection's task never has to yield for it.
+    // Keep-alive: many requests on one connection. One request takes two operations (a receive and a
+    // send), the executor's cooperative budget per poll: when the next request is already there as the
+    // receive is issued, the task yields once before it answers it (so other connections take turns with
+    // it a request at a time), never more than once a request.
     let yields = wsk::stats().coop_yields;
     let mut s = client(port);
     for _ in 0..50 {
@@ -58,7 +60,8 @@ fn the_sample_serves_http_and_unloads_clean() {
         assert_eq!(status, "HTTP/1.1 200 OK");
         assert!(String::from_utf8_lossy(&body).contains("Hello from the Windows kernel"));
     }
-    assert_eq!(wsk::stats().coop_yields - yields, 0, "yields for the cooperative budget on keep-alive");
+    let keep_alive_yields = wsk::stats().coop_yields - yields;
+    assert!(keep_alive_yields <= 50, "{keep_alive_yields} yields for the cooperative budget in 50 requests");
     // A body up to the echo limit comes back byte for byte.
     let payload: Vec<u8> = (0..http_listener::http::ECHO_LIMIT).map(|i| (i % 251) as u8).collect();
     write!(s, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", payload.len()).unwrap();

@@ -40,8 +40,13 @@ impl Threads {
 
 /// Spawns `fut` on `scheduler`, from any thread.
 fn spawn(scheduler: &Scheduler, fut: impl Future<Output = ()> + Send + 'static) {
+    spawn_flags(scheduler, 0, fut);
+}
+
+/// Spawns `fut` on `scheduler` with the task state `flags` (URGENT), from any thread.
+fn spawn_flags(scheduler: &Scheduler, flags: u8, fut: impl Future<Output = ()> + Send + 'static) {
     // SAFETY: every model drains its scheduler until no task is left before dropping it.
-    assert!(unsafe { task::spawn(scheduler.queue(), 0, move || fut) }, "the model's pool never runs out");
+    assert!(unsafe { task::spawn(scheduler.queue(), flags, move || fut) }, "the model's pool never runs out");
 }
 
 /// The executor thread until `done`: drain and poll, check, sleep.
@@ -108,6 +113,22 @@ pub(crate) fn two_wakers() -> usize {
         let threads = Threads::default();
         spawn(&scheduler, WokenByThread::new(&finished, &threads));
         spawn(&scheduler, WokenByThread::new(&finished, &threads));
+        run_until(&scheduler, || finished.load(CountOrdering::Relaxed) == 2);
+        assert!(scheduler.is_idle(), "a finished task is still queued or linked");
+        threads.join();
+    })
+}
+
+/// An urgent task (an accept loop) and a plain one, each woken once by a thread of its own: the two
+/// stacks of the run queue are pushed concurrently with the executor's takes, its mid-batch check of the
+/// urgent stack and its sleep. Checks as for [`two_wakers`]: a wake of either kind ends the sleep.
+pub(crate) fn urgent_and_plain_wakers() -> usize {
+    wsk_loom::model(|| {
+        let scheduler = Arc::new(Scheduler::new());
+        let finished = Arc::new(Count::new(0));
+        let threads = Threads::default();
+        spawn(&scheduler, WokenByThread::new(&finished, &threads));
+        spawn_flags(&scheduler, task::URGENT, WokenByThread::new(&finished, &threads));
         run_until(&scheduler, || finished.load(CountOrdering::Relaxed) == 2);
         assert!(scheduler.is_idle(), "a finished task is still queued or linked");
         threads.join();

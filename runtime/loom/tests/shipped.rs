@@ -32,6 +32,11 @@ fn executor_two_wakers() {
 }
 
 #[test]
+fn executor_urgent_and_plain_wakers() {
+    run("executor_urgent_and_plain_wakers", models::executor::urgent_and_plain_wakers);
+}
+
+#[test]
 fn executor_spawn_from_another_thread() {
     run("executor_spawn_from_another_thread", models::executor::spawn_from_another_thread);
 }

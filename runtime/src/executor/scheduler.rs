@@ -132,11 +132,22 @@ impl Scheduler {
     }
 
     /// Takes everything queued, links tasks seen for the first time into the live list, and (if `poll`)
-    /// polls each task not yet done; returns how many tasks were polled (executor thread only).
+    /// polls each task not yet done; returns how many tasks were polled (executor thread only). The urgent
+    /// tasks go first, and again between two of the others whenever one was queued meanwhile.
     pub(crate) fn drain(&self, poll: bool) -> usize {
-        let mut cur = self.queue.take();
+        let n = self.run(self.queue.take_urgent(), poll, false);
+        n + self.run(self.queue.take(), poll, true)
+    }
+
+    /// Links and (if `poll`) polls the tasks of a list taken from the queue, oldest first; with
+    /// `check_urgent`, runs the urgent tasks queued meanwhile before each task of the list.
+    fn run(&self, mut cur: *mut TaskHeader, poll: bool, check_urgent: bool) -> usize {
         let mut n = 0;
         while let Some(h) = NonNull::new(cur) {
+            if check_urgent && self.queue.has_urgent() {
+                // The urgent stack never holds a task of this list (URGENT is fixed at spawn).
+                n += self.run(self.queue.take_urgent(), poll, false);
+            }
             // SAFETY: the queue's reference keeps `h` alive until `release` below.
             let header = unsafe { h.as_ref() };
             // SAFETY: popped from the queue; we own `queue_next` now.

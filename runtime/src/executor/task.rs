@@ -4,7 +4,8 @@
 //! ```text
 //!   references:  the live-task list's (spawn .. unlink), the run queue's (while QUEUED), one per waker
 //!   state bits:  QUEUED (in the run queue), DONE (future completed or dropped), LINKED (in the live-task
-//!                list), SYSTEM (a runtime task: kept running while the executor stops)
+//!                list), SYSTEM (a runtime task: kept running while the executor stops), URGENT (queued on
+//!                the run queue's urgent stack: polled before the other tasks)
 //!   budget:      what is left of the current poll's cooperative budget (see `executor/coop.rs`)
 //! ```
 //!
@@ -32,11 +33,22 @@ pub(crate) const DONE: u8 = 2;
 pub(crate) const LINKED: u8 = 4;
 /// A runtime task (the reaper): kept running while the executor stops, until it finishes by itself.
 pub(crate) const SYSTEM: u8 = 8;
+/// Polled before the other queued tasks, and between two of them (an accept loop: a connection waiting to
+/// be accepted must not wait for a turn of every connection being served). Fixed at spawn.
+pub(crate) const URGENT: u8 = 16;
 
-/// Operations a task may find ready without waiting in one poll before it is sent to the back of the run
-/// queue (see `executor/coop.rs`). Far above what one request of a connection takes (a receive and a
-/// send or two), so a task yields for it only when it keeps finding work ready.
-pub(crate) const BUDGET: u8 = 64;
+/// Operations a task may start in one poll before it is sent to the back of the run queue (see
+/// `executor/coop.rs`): two, one request of a keep-alive connection (a receive and a send).
+///
+/// Small on purpose. An operation here is an IRP (microseconds on Windows, tens of them under Wine,
+/// where each is a wineserver round trip), not a non-blocking system call, and under load a keep-alive
+/// client's next request is already there when the server asks for it, so every receive completes
+/// inline and a connection never waits by itself. Each connection with work then keeps the executor for
+/// its whole budget while every other one waits: with 64 operations (the first value), 32 requests per
+/// turn, and a request at 64 connections waited for 63 × 32 others (p50 120 µs but p99 0.9 s under
+/// Wine). With two, connections with requests waiting take turns a request at a time
+/// (`tests/tests/fairness.rs`); a yield costs one trip through the run queue, no kernel call.
+pub(crate) const BUDGET: u8 = 2;
 
 pub(crate) struct TaskVTable {
     /// Polls the future; true when it completed (and has been dropped).
@@ -192,8 +204,9 @@ pub(crate) unsafe fn schedule(h: NonNull<TaskHeader>) {
     header.refs.fetch_add(1, Ordering::Relaxed); // the queue's reference
     // SAFETY: the executor outlives every task (it drops them all before it stops).
     let queue = unsafe { &*header.queue };
-    // SAFETY: alive; we set QUEUED, so `queue_next` is ours until the executor pops the task.
-    unsafe { queue.push(h) };
+    // SAFETY: alive; we set QUEUED, so `queue_next` is ours until the executor pops the task. URGENT is
+    // fixed at spawn, so the task always goes to the same stack.
+    unsafe { queue.push(h, prev & URGENT != 0) };
     queue.notify();
 }
 

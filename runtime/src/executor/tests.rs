@@ -177,7 +177,7 @@ fn shutdown_waits_for_a_wake_that_is_still_pushing() {
     assert!(!s.is_idle(), "idle with a push still under way: the task would leak");
     // The push lands; the next drain releases the queue's reference.
     // SAFETY: alive (the queue's reference); we set QUEUED.
-    unsafe { s.queue().push(h) };
+    unsafe { s.queue().push(h, false) };
     s.queue().notify();
     drop(waker);
     s.drain(true);
@@ -226,4 +226,70 @@ fn a_task_that_never_waits_yields_after_its_budget() {
     let after = pool::stats();
     assert_eq!(after.coop_yields - before.coop_yields, 2);
     assert_eq!((after.tasks_live, after.pool_live_allocations), (before.tasks_live, before.pool_live_allocations));
+}
+
+/// Records its id on each poll; Pending on the first, leaving its waker in `slot`, Ready on the next.
+struct Parked {
+    id: u32,
+    parked: bool,
+    slot: Arc<Mutex<Option<Waker>>>,
+    log: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Future for Parked {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(self.id);
+        if self.parked {
+            return Poll::Ready(());
+        }
+        self.parked = true;
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Records its id and wakes whatever waker is in `slot` (as a completion routine would), then finishes.
+struct Kicker {
+    id: u32,
+    slot: Arc<Mutex<Option<Waker>>>,
+    log: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Future for Kicker {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(self.id);
+        if let Some(w) = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.wake();
+        }
+        Poll::Ready(())
+    }
+}
+
+/// An urgent task (an accept loop) woken while the executor works through a batch of other tasks is
+/// polled before the rest of that batch; a task that is not urgent waits for the batch to end.
+#[test]
+fn an_urgent_task_woken_mid_batch_is_polled_before_the_rest_of_it() {
+    for (flags, expected) in [(task::URGENT, [9, 1, 9, 2, 3]), (0, [9, 1, 2, 3, 9])] {
+        let _sim = wsk_sim::exclusive();
+        let before = pool::stats();
+        let s = scheduler();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let slot = Arc::new(Mutex::new(None));
+        let parked = Parked { id: 9, parked: false, slot: slot.clone(), log: log.clone() };
+        // SAFETY: the test drains the scheduler until idle before dropping it.
+        assert!(unsafe { task::spawn(s.queue(), flags, move || parked) });
+        s.drain(true);
+        spawn(&s, Kicker { id: 1, slot: slot.clone(), log: log.clone() });
+        for id in [2, 3] {
+            spawn(&s, Logger { id, polls: 1, log: log.clone() });
+        }
+        while !s.is_idle() {
+            s.drain(true);
+        }
+        assert_eq!(*log.lock().unwrap_or_else(|e| e.into_inner()), expected, "flags {flags}");
+        let after = pool::stats();
+        assert_eq!((after.tasks_live, after.pool_live_allocations), (before.tasks_live, before.pool_live_allocations));
+    }
 }

@@ -113,7 +113,9 @@ where
     let listener = crate::endpoint::open_within(rt, addr, open)?;
     let name = config.name;
     // On error the closure (and the listener in it) is dropped: the listener is closed by the reaper.
-    rt.spawn_with(move || serve(ep, rt, listener, limit, name)).map_err(|e| e.at(addr))?;
+    // Urgent: polled before the connections' tasks, so a connection is accepted as soon as the provider
+    // has one, however many connections are being served.
+    rt.spawn_urgent_with(move || serve(ep, rt, listener, limit, name)).map_err(|e| e.at(addr))?;
     log::info!("{}: listening on {} (max {} connections)", config.name, addr, config.max_connections);
     Ok(())
 }

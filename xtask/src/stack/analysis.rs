@@ -188,11 +188,14 @@ pub fn analyse(image: &str, data: &[u8]) -> Result<Analysis> {
         .collect();
     let kernel_only: BTreeSet<usize> = matches.iter().flatten().copied().collect();
     let (graph, unrefined, dispatch) = build_graphs(&mut prog, &mut taken, &kernel_only);
-    let once: BTreeSet<usize> = (0..prog.functions.len())
-        .filter(|&f| {
-            prog.functions[f]
-                .names()
-                .any(|n| AT_MOST_ONCE.iter().any(|(p, _)| glob_match(p, n)))
+    // Every function a pattern matches is in that pattern's class: the assumption is about all of them
+    // together (no two instances of `Task<F>::poll` on one stack, whatever their `F`).
+    let once: BTreeMap<usize, usize> = (0..prog.functions.len())
+        .filter_map(|f| {
+            AT_MOST_ONCE
+                .iter()
+                .position(|(p, _)| prog.functions[f].names().any(|n| glob_match(p, n)))
+                .map(|class| (f, class))
         })
         .collect();
     let bounds = chain_bounds(&graph, MAX_DISPATCH_NESTING, &once);
@@ -300,7 +303,7 @@ pub fn analyse(image: &str, data: &[u8]) -> Result<Analysis> {
         assumptions.push(ASSUMPTION_NESTING.replace('K', &MAX_DISPATCH_NESTING.to_string()));
         for (pattern, why) in AT_MOST_ONCE {
             let found = once
-                .iter()
+                .keys()
                 .any(|&f| prog.functions[f].names().any(|n| glob_match(pattern, n)));
             if found {
                 assumptions.push(format!("`{pattern}` is never twice on one stack: {why}"));

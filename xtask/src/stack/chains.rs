@@ -2,7 +2,7 @@
 //!
 //! See [`chain_bounds`] for the rule; the tests use small synthetic graphs.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// One edge of the call graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,19 +44,22 @@ pub struct Bounds {
     choice: Vec<Vec<Choice>>,
     /// The strongly connected component of each function.
     scc: Vec<usize>,
-    /// Per component: its at-most-once functions, one mask bit each (none for an acyclic one).
+    /// Per component: the classes of its at-most-once functions, one mask bit each (none for an acyclic
+    /// one).
     once_bits: Vec<Vec<usize>>,
+    /// The at-most-once class of each function (functions of one class are never on one stack together).
+    once_class: Vec<Option<usize>>,
     /// The direct-recursion group of each function, if it is in one (index into `groups`).
     group: Vec<Option<usize>>,
     /// The direct-recursion groups.
     pub groups: Vec<Vec<usize>>,
     /// Whether any cycle exists (so [`super::ASSUMPTION_NESTING`] is used).
     pub cyclic: bool,
-    /// At-most-once functions left out of the masks (beyond [`MAX_ONCE_BITS`] in one cycle).
+    /// At-most-once classes left out of the masks (beyond [`MAX_ONCE_BITS`] in one cycle).
     pub once_dropped: usize,
 }
 
-/// The most at-most-once functions tracked in one cycle (the state space doubles with each).
+/// The most at-most-once classes tracked in one cycle (the state space doubles with each).
 pub const MAX_ONCE_BITS: usize = 10;
 
 /// How a chain step was reached.
@@ -169,7 +172,8 @@ fn sccs(n: usize, nodes: &[usize], succ: &dyn Fn(usize) -> Vec<usize>) -> Vec<Ve
 }
 
 /// The deepest stack every function can reach, with at most `nesting` nested indirect calls inside one
-/// cycle, and the functions in `once` never twice on one stack.
+/// cycle, and of the functions in `once` never two of one class on one stack (`once` maps a function to
+/// its class: the instances of one generic function, say, that the assumption covers together).
 ///
 /// A function's depth is its frame plus the deepest of its callees, or a tail callee's depth alone when
 /// that is deeper. Outside cycles that is the exact longest path. Inside a strongly connected component
@@ -179,7 +183,7 @@ fn sccs(n: usize, nodes: &[usize], succ: &dyn Fn(usize) -> Vec<usize>) -> Vec<Ve
 /// either a lower level, a larger mark set, or a direct call down the component's direct-call order, so
 /// the states are computed callees first. A group of functions that call each other directly (recursion)
 /// is charged all its frames at once per state.
-pub fn chain_bounds(g: &Graph, nesting: usize, once: &BTreeSet<usize>) -> Bounds {
+pub fn chain_bounds(g: &Graph, nesting: usize, once: &BTreeMap<usize, usize>) -> Bounds {
     let n = g.frames.len();
     let all: Vec<usize> = (0..n).collect();
     let succ_all = |v: usize| -> Vec<usize> {
@@ -202,6 +206,7 @@ pub fn chain_bounds(g: &Graph, nesting: usize, once: &BTreeSet<usize>) -> Bounds
         choice: vec![Vec::new(); n],
         scc,
         once_bits: vec![Vec::new(); comps.len()],
+        once_class: (0..n).map(|v| once.get(&v).copied()).collect(),
         group: vec![None; n],
         groups: Vec::new(),
         cyclic: false,
@@ -217,7 +222,9 @@ pub fn chain_bounds(g: &Graph, nesting: usize, once: &BTreeSet<usize>) -> Bounds
             continue;
         }
         b.cyclic = true;
-        let mut bits: Vec<usize> = comp.iter().copied().filter(|v| once.contains(v)).collect();
+        let mut bits: Vec<usize> = comp.iter().filter_map(|v| once.get(v).copied()).collect();
+        bits.sort_unstable();
+        bits.dedup();
         if bits.len() > MAX_ONCE_BITS {
             b.once_dropped += bits.len() - MAX_ONCE_BITS;
             bits.truncate(MAX_ONCE_BITS);
@@ -344,7 +351,8 @@ impl Bounds {
     }
 
     fn bit(&self, v: usize) -> Option<usize> {
-        self.once_bits[self.scc[v]].iter().position(|&o| o == v)
+        let class = self.once_class[v]?;
+        self.once_bits[self.scc[v]].iter().position(|&o| o == class)
     }
 
     /// The state of `v` entered afresh: all levels, only itself marked.
@@ -464,7 +472,7 @@ mod tests {
                 (2, 3, false, false),
             ],
         );
-        let b = chain_bounds(&g, 3, &BTreeSet::new());
+        let b = chain_bounds(&g, 3, &BTreeMap::new());
         assert!(!b.cyclic);
         assert_eq!(b.depth(0), 155);
         let names: Vec<usize> = b.chain(&g, 0).iter().map(|s| s.functions[0]).collect();
@@ -477,11 +485,11 @@ mod tests {
     fn tail_call_replaces_the_frame() {
         // 0 tail-calls 1 (frame 8), or calls 2.
         let g = graph(&[40, 30, 8], &[(0, 1, true, false), (0, 2, false, false)]);
-        let b = chain_bounds(&g, 2, &BTreeSet::new());
+        let b = chain_bounds(&g, 2, &BTreeMap::new());
         assert_eq!(b.depth(0), 48); // max(40 + 8, 30)
         let g = graph(&[40, 100], &[(0, 1, true, false)]);
-        assert_eq!(chain_bounds(&g, 2, &BTreeSet::new()).depth(0), 100);
-        let chain = chain_bounds(&g, 2, &BTreeSet::new()).chain(&g, 0);
+        assert_eq!(chain_bounds(&g, 2, &BTreeMap::new()).depth(0), 100);
+        let chain = chain_bounds(&g, 2, &BTreeMap::new()).chain(&g, 0);
         assert_eq!(chain[1].via, Via::Tail);
     }
 
@@ -497,7 +505,7 @@ mod tests {
             ],
         );
         for k in 0..4u64 {
-            let b = chain_bounds(&g, k as usize, &BTreeSet::new());
+            let b = chain_bounds(&g, k as usize, &BTreeMap::new());
             assert!(b.cyclic && b.groups.is_empty());
             // The entry and 1, then one round (2, 1) per level: each round takes one indirect call.
             assert_eq!(b.depth(0), 10 + 100 + k * 120, "nesting {k}");
@@ -524,7 +532,7 @@ mod tests {
                 (4, 3, false, false),
             ],
         );
-        let b = chain_bounds(&g, 1, &BTreeSet::new());
+        let b = chain_bounds(&g, 1, &BTreeMap::new());
         // Inner {3, 4} entered afresh: 3 4 3 (one indirect call) = 21. Outer: 1 2, then from 2 the
         // inner cycle afresh (not 1 again: its indirect call is spent): 10 + 10 + 21; plus the entry.
         assert_eq!(b.depth(3), 21);
@@ -545,15 +553,35 @@ mod tests {
             ],
         );
         assert_eq!(
-            chain_bounds(&g, 3, &BTreeSet::new()).depth(0),
+            chain_bounds(&g, 3, &BTreeMap::new()).depth(0),
             8 + 100 + 10 + 100 + 10 + 1
         );
-        let b = chain_bounds(&g, 3, &BTreeSet::from([1]));
+        let b = chain_bounds(&g, 3, &BTreeMap::from([(1, 0)]));
         assert_eq!(b.depth(0), 8 + 100 + 10 + 1);
         let names: Vec<usize> = b.chain(&g, 0).iter().map(|s| s.functions[0]).collect();
         assert_eq!(names, [0, 1, 2, 3]);
         // Entered through another cycle member first, 1 may still come once.
         assert_eq!(b.depth(2), 10 + 100 + 10 + 1);
+    }
+
+    #[test]
+    fn two_functions_of_one_at_most_once_class_are_not_on_one_stack() {
+        // 0 -> 1 -> (indirect) 2 -> (indirect) 1, 2 -> 3: 1 and 2 are two instances of one generic
+        // function. As one class, once 1 is on the stack 2 is not taken; as two classes, 2 is.
+        let g = graph(
+            &[8, 100, 90, 1],
+            &[
+                (0, 1, false, false),
+                (1, 2, false, true),
+                (2, 1, false, true),
+                (2, 3, false, false),
+            ],
+        );
+        let apart = chain_bounds(&g, 3, &BTreeMap::from([(1, 0), (2, 1)]));
+        assert_eq!(apart.depth(0), 8 + 100 + 90 + 1);
+        let together = chain_bounds(&g, 3, &BTreeMap::from([(1, 0), (2, 0)]));
+        assert_eq!(together.depth(0), 8 + 100);
+        assert_eq!(together.depth(2), 90 + 1);
     }
 
     #[test]
@@ -568,7 +596,7 @@ mod tests {
                 (2, 3, false, false),
             ],
         );
-        let b = chain_bounds(&g, 2, &BTreeSet::new());
+        let b = chain_bounds(&g, 2, &BTreeMap::new());
         assert_eq!(b.groups, [vec![1, 2]]);
         assert_eq!(b.depth(0), 8 + 150 + 5);
         let chain = b.chain(&g, 0);
@@ -577,7 +605,7 @@ mod tests {
         assert_eq!(chain.last().map(|s| s.functions.clone()), Some(vec![3]));
         // A self-call is a group of one.
         let g = graph(&[8, 30], &[(0, 1, false, false), (1, 1, false, false)]);
-        assert_eq!(chain_bounds(&g, 0, &BTreeSet::new()).depth(0), 38);
+        assert_eq!(chain_bounds(&g, 0, &BTreeMap::new()).depth(0), 38);
     }
 
     #[test]
