@@ -46,7 +46,7 @@ pub const ROBUST_TEST: &str = "wine_robust";
 pub const VALGRIND_PACKAGES: &[&str] = &["wsk", "wsk-sim", "wsk-tests", "http-listener", "echo"];
 /// Test targets never run under valgrind: the Wine tests (they need a server or a Wine session; `wine` is
 /// the echo sample's) and trybuild (it runs rustc).
-pub const VALGRIND_SKIP_TARGETS: &[&str] = &["wine_e2e", "wine", "wine_connect", "ui", "trybuild", "compile_fail"];
+pub const VALGRIND_SKIP_TARGETS: &[&str] = &["wine_e2e", "wine_robust", "wine", "wine_connect", "ui", "trybuild", "compile_fail"];
 
 /// What `cargo xtask test` runs.
 #[derive(Clone, Debug)]
