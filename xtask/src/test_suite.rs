@@ -14,8 +14,10 @@
 //!    x86_64-pc-windows-msvc, examples/wdk-echo's manifest, the INF/INX check, the stand-in type-check);
 //! 6. driver build with the import check and the stack check (figures printed and in the summary), then
 //!    the stack check's self-test on a driver with a deliberately large frame;
-//! 7. Wine end to end: the driver loaded in a Wine session, `cargo test -p wsk-tests --test wine_e2e` against it
-//!    with `WSK_E2E_ADDR`, then `sc stop` and the runtime's unload counters must show nothing left behind;
+//! 7. Wine end to end: the driver loaded in a Wine session, `cargo test -p wsk-tests --test wine_e2e --test
+//!    wine_robust` against it with `WSK_E2E_ADDR` (the robustness tests' figures go into the summary), then
+//!    `sc stop` and the runtime's unload counters must show nothing left behind; then the driver unloaded
+//!    20 times under wrk -c64 (`cargo xtask unload-under-load`), each within 2 s and leaving nothing;
 //! 8. the echo sample (examples/echo): built as shipped (dual-stack) and as its `ipv4-only` variant, both
 //!    through the import and stack checks; the variant loaded under Wine (no IPv6 there), its Wine tests
 //!    (`cargo test -p echo --test wine -- --ignored`) run against it, then it is unloaded with connections
