@@ -141,8 +141,9 @@ pub const AT_MOST_ONCE: &[(&str, &str)] = &[
     (
         "wsk::executor::*Task<F>::drop_future",
         "only `Scheduler::drop_tasks` calls it, for one task after another; dropping a future wakes or \
-         releases other tasks, which never drops theirs (the waker's slot at the same table offset is \
-         `wake`, which only queues)",
+         releases other tasks, which never drops theirs (the indirect calls the analysis resolves to it \
+         at its table offset are a waker's `wake`, which only queues, and the provider's dispatch \
+         routines such as WskCloseSocket, which never call back into a task)",
     ),
     (
         "wsk::endpoint::Endpoint::start",

@@ -234,11 +234,20 @@ impl Drop for NeverFinishes {
 /// task is freed exactly once, never touched after; the executor does not exit while a reference to a
 /// task is still on its way into the queue (that task would never be freed: a leak).
 pub(crate) fn drop_at_shutdown() -> usize {
-    wsk_loom::model(|| {
+    drop_at_shutdown_with(0)
+}
+
+/// [`drop_at_shutdown`] with an urgent task (an accept loop): the same, through the urgent stack.
+pub(crate) fn urgent_drop_at_shutdown() -> usize {
+    drop_at_shutdown_with(task::URGENT)
+}
+
+fn drop_at_shutdown_with(flags: u8) -> usize {
+    wsk_loom::model(move || {
         let scheduler = Arc::new(Scheduler::new());
         let dropped = Arc::new(Count::new(0));
         let threads = Threads::default();
-        spawn(&scheduler, NeverFinishes { started: false, dropped: dropped.clone(), threads: threads.clone() });
+        spawn_flags(&scheduler, flags, NeverFinishes { started: false, dropped: dropped.clone(), threads: threads.clone() });
         scheduler.drain(true);
         scheduler.drop_tasks(false);
         run_until(&scheduler, || scheduler.is_idle());

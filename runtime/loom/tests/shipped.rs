@@ -50,3 +50,8 @@ fn executor_refcounts_at_completion() {
 fn executor_drop_at_shutdown() {
     run("executor_drop_at_shutdown", models::executor::drop_at_shutdown);
 }
+
+#[test]
+fn executor_urgent_drop_at_shutdown() {
+    run("executor_urgent_drop_at_shutdown", models::executor::urgent_drop_at_shutdown);
+}

@@ -6,7 +6,10 @@
 //!   executor: budget = BUDGET ──poll task──► a public socket operation starts ── budget left ──► spend 1
 //!                                                                         └─ spent ──► wake own waker, Pending
 //!   the task goes to the back of the run queue; the executor fires timers and checks the stop flag
-//!   before it polls the task again (with a fresh budget); nothing was issued or taken meanwhile
+//!   before it polls the task again (with a fresh budget); nothing was issued or taken meanwhile.
+//!   An urgent task (an accept loop) goes back to the urgent stack, which the executor re-checks after
+//!   each plain task: it may be polled again within the same pass, at most once per plain task, so a
+//!   pass of N plain tasks polls urgent ones at most N + 1 times each before the timers fire
 //! ```
 //!
 //! The kernel has no thread-local storage to keep "the budget of the task being polled" in, so it is

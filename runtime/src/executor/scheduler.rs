@@ -133,56 +133,65 @@ impl Scheduler {
 
     /// Takes everything queued, links tasks seen for the first time into the live list, and (if `poll`)
     /// polls each task not yet done; returns how many tasks were polled (executor thread only). The urgent
-    /// tasks go first, and again between two of the others whenever one was queued meanwhile.
+    /// tasks go first, and again after each of the others whenever one was queued meanwhile. One frame,
+    /// no recursion (the stack check charges a recursive function once per dispatch level).
     pub(crate) fn drain(&self, poll: bool) -> usize {
-        let n = self.run(self.queue.take_urgent(), poll, false);
-        n + self.run(self.queue.take(), poll, true)
+        let mut n = 0;
+        let mut urgent = self.queue.take_urgent();
+        let mut cur = self.queue.take();
+        loop {
+            // The urgent stack never holds a task of the plain list (URGENT is fixed at spawn).
+            while let Some(h) = NonNull::new(urgent) {
+                urgent = self.step(h, poll, &mut n);
+            }
+            let Some(h) = NonNull::new(cur) else {
+                return n;
+            };
+            cur = self.step(h, poll, &mut n);
+            if self.queue.has_urgent() {
+                urgent = self.queue.take_urgent();
+            }
+        }
     }
 
-    /// Links and (if `poll`) polls the tasks of a list taken from the queue, oldest first; with
-    /// `check_urgent`, runs the urgent tasks queued meanwhile before each task of the list.
-    fn run(&self, mut cur: *mut TaskHeader, poll: bool, check_urgent: bool) -> usize {
-        let mut n = 0;
-        while let Some(h) = NonNull::new(cur) {
-            if check_urgent && self.queue.has_urgent() {
-                // The urgent stack never holds a task of this list (URGENT is fixed at spawn).
-                n += self.run(self.queue.take_urgent(), poll, false);
-            }
-            // SAFETY: the queue's reference keeps `h` alive until `release` below.
-            let header = unsafe { h.as_ref() };
-            // SAFETY: popped from the queue; we own `queue_next` now.
-            cur = header.queue_next.with(|next| unsafe { *next });
-            let state = header.state.fetch_and(!QUEUED, Ordering::AcqRel);
-            if state & DONE != 0 {
-                // INVARIANT: the queued task that became DONE is out of the queue now.
-                // SAFETY: executor thread owns the count.
-                self.done_queued.with_mut(|n| unsafe { *n -= 1 });
-            }
-            if state & (LINKED | DONE) == 0 {
-                // SAFETY: alive, not yet linked.
-                unsafe { self.link(h) };
-            }
-            if poll && state & DONE == 0 {
-                // SAFETY: alive (the queue's reference).
-                let waker = unsafe { task::task_waker(h) };
-                let mut cx = Context::from_waker(&waker);
-                // A fresh cooperative budget for this poll (`executor/coop.rs`).
-                header.budget.store(task::BUDGET, Ordering::Relaxed);
-                // SAFETY: executor thread; the task is alive and its future initialised (not DONE).
-                let done = unsafe { (header.vtable.poll)(h, &mut cx) };
-                drop(waker);
-                n += 1;
-                if done {
-                    // INVARIANT: if it was woken while being polled, it is queued again: counted.
-                    self.became_done(header.state.fetch_or(DONE, Ordering::AcqRel));
-                    // SAFETY: linked above or earlier.
-                    unsafe { self.unlink_and_release(h) };
-                }
-            }
-            // SAFETY: the queue's reference.
-            unsafe { task::release(h) };
+    /// One task of a list taken from the queue: links it if it is new and (if `poll`) polls it unless it
+    /// is done, counting the poll in `polled`; returns the next task of the list (executor thread only).
+    #[inline(always)]
+    fn step(&self, h: NonNull<TaskHeader>, poll: bool, polled: &mut usize) -> *mut TaskHeader {
+        // SAFETY: the queue's reference keeps `h` alive until `release` below.
+        let header = unsafe { h.as_ref() };
+        // SAFETY: popped from the queue; we own `queue_next` now.
+        let next = header.queue_next.with(|next| unsafe { *next });
+        let state = header.state.fetch_and(!QUEUED, Ordering::AcqRel);
+        if state & DONE != 0 {
+            // INVARIANT: the queued task that became DONE is out of the queue now.
+            // SAFETY: executor thread owns the count.
+            self.done_queued.with_mut(|n| unsafe { *n -= 1 });
         }
-        n
+        if state & (LINKED | DONE) == 0 {
+            // SAFETY: alive, not yet linked.
+            unsafe { self.link(h) };
+        }
+        if poll && state & DONE == 0 {
+            // SAFETY: alive (the queue's reference).
+            let waker = unsafe { task::task_waker(h) };
+            let mut cx = Context::from_waker(&waker);
+            // A fresh cooperative budget for this poll (`executor/coop.rs`).
+            header.budget.store(task::BUDGET, Ordering::Relaxed);
+            // SAFETY: executor thread; the task is alive and its future initialised (not DONE).
+            let done = unsafe { (header.vtable.poll)(h, &mut cx) };
+            drop(waker);
+            *polled += 1;
+            if done {
+                // INVARIANT: if it was woken while being polled, it is queued again: counted.
+                self.became_done(header.state.fetch_or(DONE, Ordering::AcqRel));
+                // SAFETY: linked above or earlier.
+                unsafe { self.unlink_and_release(h) };
+            }
+        }
+        // SAFETY: the queue's reference.
+        unsafe { task::release(h) };
+        next
     }
 
     /// Drops the futures of the user tasks (or of every task, `all`) on this thread, in spawn order, and

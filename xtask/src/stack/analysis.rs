@@ -330,6 +330,8 @@ pub fn analyse(image: &str, data: &[u8]) -> Result<Analysis> {
             })
             .collect();
         assumptions.push(format!("{ASSUMPTION_RECURSION} ({})", groups.join("; ")));
+        let labels: Vec<&str> = prog.functions.iter().map(|f| f.label.as_str()).collect();
+        problems.extend(recursion_problems(&bounds.groups, &labels));
     }
 
     Ok(Analysis {
@@ -731,6 +733,33 @@ fn build_graphs(
     (to_graph(edges), to_graph(unrefined), stats)
 }
 
+/// The direct-recursion groups (of function indices into `labels`) that hold a function of the runtime or
+/// the driver, as problems. [`ASSUMPTION_RECURSION`] charges a recursive function once per dispatch
+/// level: true for core's error paths (a panic's formatting recurses once), not for code of ours that
+/// may call itself deeper, whose frames the bound would hide; such code must be a loop.
+fn recursion_problems(groups: &[Vec<usize>], labels: &[&str]) -> Vec<String> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            let ours: Vec<&str> = g
+                .iter()
+                .map(|&f| labels[f])
+                .filter(|name| {
+                    let path = name.trim_start_matches(['<', '&']);
+                    !["core::", "alloc::", "compiler_builtins::"].iter().any(|p| path.starts_with(p))
+                })
+                .collect();
+            (!ours.is_empty()).then(|| {
+                format!(
+                    "direct recursion in {}: the stack bound charges a recursive function once per dispatch \
+                     level, which holds only if it never calls itself deeper; write it as a loop",
+                    ours.join(" <-> ")
+                )
+            })
+        })
+        .collect()
+}
+
 /// Frames over budget, stack probes, and the probe's size against the unwind data.
 fn check_frames(functions: &[Function], problems: &mut Vec<String>, notes: &mut Vec<String>) {
     for func in functions {
@@ -763,5 +792,26 @@ fn check_frames(functions: &[Function], problems: &mut Vec<String>, notes: &mut 
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recursion_problems;
+
+    #[test]
+    fn recursion_in_our_code_is_a_problem_and_in_core_is_not() {
+        let labels = [
+            "core::str::slice_error_fail",
+            "core::str::slice_error_fail_rt",
+            "wsk::executor::scheduler::Scheduler::run",
+            "<wsk::socket::core::CoreBox as core::ops::drop::Drop>::drop",
+            "<core::fmt::Arguments as core::fmt::Display>::fmt",
+        ];
+        assert!(recursion_problems(&[vec![0, 1], vec![4]], &labels).is_empty());
+        let p = recursion_problems(&[vec![0, 1], vec![2], vec![3, 4]], &labels);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("Scheduler::run"), "{p:?}");
+        assert!(p[1].contains("CoreBox") && !p[1].contains("Arguments"), "{p:?}");
     }
 }
