@@ -6,6 +6,7 @@
 mod bench;
 mod c_driver;
 mod driver_build;
+mod image_size;
 mod inf;
 mod loom;
 mod own_crate;
@@ -38,8 +39,9 @@ commands:
                         rustup target x86_64-pc-windows-gnu); changes nothing if all is there
   build                 cross-build the driver to target/sys/<name>.sys and check its imports/subsystem and
                         its stack (largest frame, deepest chain per entry point; target/sys/<name>.stack.json)
+                        and its stripped size against the 128 KiB budget (target/sys/<name>.size.json)
   check FILE.sys        the checks of `build` on a .sys built elsewhere (your own driver crate): subsystem,
-                        import table, stack
+                        import table, stack (and its stripped size, reported, not limited)
   stack FILE.sys        the stack check alone, on any .sys: print the figures, fail if over budget
                         (--json PATH: also write the figures there)
   stack-selftest        build the big-frame test driver and check that the stack check rejects it
@@ -308,6 +310,7 @@ fn run(paths: &Paths, args: Args) -> Result<()> {
         Cmd::Check { sys } => {
             driver_build::check_file(&sys)?;
             stack::check_file(&sys, None)?;
+            image_size::check_file(&sys, None, None)?;
             println!("check: {} is a valid kernel image within the stack budget", sys.display());
             Ok(())
         }

@@ -110,7 +110,7 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
             Some(_) => (crate::resolve_driver(paths, &opts.driver)?, String::new()),
             None => {
                 let built = crate::driver_build::build(paths, &opts.driver.build)?;
-                let stack = built.stack.clone();
+                let stack = format!("{}; {}", built.size, built.stack);
                 let spec = DriverSpec { name: built.name, sys: built.sys, port: opts.driver.port };
                 (spec, stack)
             }
