@@ -116,10 +116,20 @@ impl Instant {
     }
 }
 
-/// 100 ns ticks in `d`, saturating.
+/// 100 ns ticks in `d`, saturating. In 64-bit arithmetic: `as_nanos()` is a `u128`, and dividing it
+/// calls `__udivti3` on every deadline a request sets.
 pub(crate) fn ticks(d: Duration) -> u64 {
-    let t = d.as_nanos() / 100;
-    u64::try_from(t).unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(10_000_000)
+        .saturating_add(u64::from(d.subsec_nanos() / 100))
+}
+
+/// Whole milliseconds in `d`, saturating, for log lines: `as_millis()` is a `u128`, and formatting one
+/// links core's 128-bit `Display` (about 1.3 KB) into every driver image.
+pub(crate) fn millis(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000)
+        .saturating_add(u64::from(d.subsec_millis()))
 }
 
 #[cfg(all(windows, target_arch = "x86_64"))]
@@ -357,5 +367,28 @@ impl<F: Future> Future for Timeout<F> {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_and_millis_match_the_128_bit_forms_and_saturate() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(99),
+            Duration::from_nanos(101),
+            Duration::from_millis(1_500),
+            Duration::new(123_456, 987_654_321),
+            Duration::from_secs(u64::MAX / 10_000_000),
+        ] {
+            assert_eq!(u128::from(ticks(d)), d.as_nanos() / 100, "{d:?}");
+            assert_eq!(u128::from(millis(d)), d.as_millis(), "{d:?}");
+        }
+        assert_eq!(ticks(Duration::MAX), u64::MAX);
+        assert_eq!(ticks(Duration::from_secs(u64::MAX / 10_000_000 + 1)), u64::MAX);
+        assert_eq!(millis(Duration::MAX), u64::MAX);
     }
 }

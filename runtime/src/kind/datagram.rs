@@ -99,7 +99,7 @@ async fn receive_loop<E: DatagramHandler>(ep: &'static E, mut socket: DatagramSo
                     return;
                 }
                 // A transient failure (an ICMP error reported on the socket, a shortage): go on, slower.
-                log::warn!("{name}: {error}; receiving again in {} ms", backoff.as_millis());
+                log::warn!("{name}: {error}; receiving again in {} ms", time::millis(backoff));
                 time::sleep(backoff).await;
                 backoff = backoff.saturating_mul(2).min(Duration::from_secs(1));
             }

@@ -206,7 +206,7 @@ async fn serve<E: ListenHandler, L: Acceptor>(
             }
             Err(e) => {
                 drop(permit);
-                log::warn!("{name}: {e}; retrying in {} ms", backoff.as_millis());
+                log::warn!("{name}: {e}; retrying in {} ms", time::millis(backoff));
                 time::sleep(backoff).await;
                 backoff = backoff.saturating_mul(2).min(Duration::from_secs(1));
             }

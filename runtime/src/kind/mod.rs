@@ -56,7 +56,7 @@ pub(crate) async fn end_connection(mut conn: Socket, graceful: bool, name: &'sta
             Ok(Ok(())) => {}
             Ok(Err(e)) if e.is_not_supported() => {}
             Ok(Err(e)) => log::debug!("{name}: {remote}: {e}"),
-            Err(_) => log::debug!("{name}: {remote}: WskDisconnect took over {} ms; closing", DISCONNECT_TIMEOUT.as_millis()),
+            Err(_) => log::debug!("{name}: {remote}: WskDisconnect took over {} ms; closing", crate::time::millis(DISCONNECT_TIMEOUT)),
         }
     }
     if let Err(e) = conn.close().await {
