@@ -17,7 +17,9 @@
 //! 7. Wine end to end: the driver loaded in a Wine session, `cargo test -p wsk-tests --test wine_e2e --test
 //!    wine_robust` against it with `WSK_E2E_ADDR` (the robustness tests' figures go into the summary), then
 //!    `sc stop` and the runtime's unload counters must show nothing left behind; then the driver unloaded
-//!    20 times under wrk -c64 (`cargo xtask unload-under-load`), each within 2 s and leaving nothing;
+//!    20 times under wrk -c64 (`cargo xtask unload-under-load`), each within 2 s and leaving nothing; then
+//!    `cargo xtask bench` at 1 s a cell as a smoke test (the four servers answer the same bytes, every
+//!    cell serves, both drivers unload clean; the figures are not judged);
 //! 8. the echo sample (examples/echo): built as shipped (dual-stack) and as its `ipv4-only` variant, both
 //!    through the import and stack checks; the variant loaded under Wine (no IPv6 there), its Wine tests
 //!    (`cargo test -p echo --test wine -- --ignored`) run against it, then it is unloaded with connections
@@ -128,6 +130,9 @@ pub fn run(paths: &Paths, opts: &TestOptions) -> Result<()> {
         });
         phase("wine: unload under wrk -c64, 20 times", &mut || {
             crate::stop_under_load::run(paths, spec)
+        });
+        phase("bench smoke: the four servers of `cargo xtask bench`, 1 s a cell (figures not judged)", &mut || {
+            bench_smoke(paths, spec)
         });
     }
     phase("echo sample: build + stack check, Wine end-to-end (IPv4)", &mut || {
@@ -301,6 +306,41 @@ pub fn wine_e2e(paths: &Paths, spec: &DriverSpec) -> Result<String> {
         (Ok(()), Err(e)) => Err(e),
         (Err(t), Err(u)) => bail!("{t}; and at unload: {u}"),
     }
+}
+
+/// `cargo xtask bench` with 1 s a cell, so that the bench, the C WSK reference driver and the peers cannot rot
+/// unseen: all four servers must answer the sample's exact bytes (the bench checks that first), every cell
+/// must serve requests with no non-2xx answer, and both drivers must unload with nothing left. The figures
+/// of so short a run on a CI machine mean nothing and are not judged.
+fn bench_smoke(paths: &Paths, spec: &DriverSpec) -> Result<String> {
+    let env = WineEnv::new(paths);
+    let mut session = wine::serve(&env, std::slice::from_ref(spec))?;
+    let bench = crate::bench::run(paths, &mut session, spec, 1, &paths.target.join("bench-smoke.json"));
+    let report = session.stop()?;
+    print_stop_report(&report);
+    let bench = bench?;
+    let counters = check_unload(&report)?;
+    crate::c_driver::check_unload(&report.wsk_lines)?;
+    let bad: Vec<String> = bench
+        .runs
+        .iter()
+        .filter(|r| r.result.requests == 0 || r.result.non_2xx > 0)
+        .map(|r| {
+            format!(
+                "{:?} c={} {:?}: {} requests, {} non-2xx",
+                r.mode, r.connections, r.server, r.result.requests, r.result.non_2xx
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        bail!("bench smoke: {}", bad.join("; "));
+    }
+    let requests: u64 = bench.runs.iter().map(|r| r.result.requests).sum();
+    Ok(format!(
+        "{} runs, {requests} requests, no non-2xx; answers byte-identical; both drivers unloaded clean (wsk: {})",
+        bench.runs.len(),
+        summarize(&counters)
+    ))
 }
 
 /// The echo sample's package, its Wine-build feature, and the port it listens on.

@@ -104,10 +104,15 @@ fn name_value(s: &str) -> Option<Counter> {
     (!name.is_empty()).then_some(Counter { name, value })
 }
 
-/// The last unload line in a log, parsed.
+/// The last unload line of the wsk runtime in a log (its DbgPrint messages start with `wsk:`), parsed.
+/// Another driver's unload line in the same session (the bench's C WSK driver: `c_wsk_http: unload
+/// complete: ...`) is not it.
 pub fn find_in_log(log: &str) -> Option<(String, UnloadCounters)> {
     log.lines().rev().find_map(|line| {
-        let msg = dbgprint_message(line).unwrap_or(line);
+        let msg = dbgprint_message(line).unwrap_or(line).trim_start();
+        // Two processes write the session log, so a line may have lost its `0138:warn:` head.
+        let start = if msg.starts_with("wsk:") { 0 } else { msg.find(" wsk:")? + 1 };
+        let msg = &msg[start..];
         parse_unload_line(msg).map(|c| (msg.to_owned(), c))
     })
 }
@@ -118,6 +123,22 @@ mod tests {
 
     const LINE: &str = "012c:warn:debugstr:vDbgPrintExWithPrefix 00000000:00000001: wsk: unload complete: \
         pool live allocations 0 (0 bytes), irps live 0, irps in flight 0, mdls live 0, sockets open 0";
+
+    #[test]
+    fn the_runtimes_line_is_found_not_another_drivers() {
+        let log = format!(
+            "{LINE}\n0140:warn:debugstr:vDbgPrintExWithPrefix 00000000:00000001: c_wsk_http: unload complete: \
+             accepted 5, requests 9, live: connections 0, pool 0, irps 0, mdls 0\n"
+        );
+        let (line, counters) = find_in_log(&log).unwrap_or_else(|| unreachable!("no line found"));
+        assert!(line.starts_with("wsk: unload complete"), "{line}");
+        assert_eq!(counters.get("pool live allocations"), Some(0));
+        // A line whose head another process's output cut off.
+        let cut = "debugstr:vDbgPrintExWithPrefix 00000000:00000001: wsk: INFO wsk::runtime: unload complete: \
+            pool live allocations 0 (0 bytes), irps live 0\nc_wsk_http: unload complete: accepted 5, live: pool 0\n";
+        let (line, _) = find_in_log(cut).unwrap_or_else(|| unreachable!("no line found"));
+        assert!(line.starts_with("wsk: INFO wsk::runtime: unload complete"), "{line}");
+    }
 
     #[test]
     fn extracts_dbgprint_text() {
