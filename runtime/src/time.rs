@@ -91,9 +91,8 @@ impl Instant {
             let f: QpcFn = unsafe { core::mem::transmute::<usize, QpcFn>(qpc) };
             // SAFETY: a null frequency pointer is allowed; callable at any IRQL.
             let count = unsafe { f(core::ptr::null_mut()) };
-            let freq = QPC_FREQ.load(Ordering::Relaxed).max(1);
-            let t = u128::from(u64::try_from(count).unwrap_or(0)) * 10_000_000 / u128::from(freq);
-            return Self(u64::try_from(t).unwrap_or(u64::MAX));
+            let freq = QPC_FREQ.load(Ordering::Relaxed);
+            return Self(qpc_ticks(u64::try_from(count).unwrap_or(0), freq));
         }
         Self(shared_interrupt_time())
     }
@@ -116,12 +115,27 @@ impl Instant {
     }
 }
 
-/// 100 ns ticks in `d`, saturating. In 64-bit arithmetic: `as_nanos()` is a `u128`, and dividing it
-/// calls `__udivti3` on every deadline a request sets.
+/// 100 ns ticks in `d`, rounded up (a deadline `d` from now is never earlier than `d`), saturating. In
+/// 64-bit arithmetic: `as_nanos()` is a `u128`, and dividing it calls `__udivti3` on every deadline a
+/// request sets.
 pub(crate) fn ticks(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(10_000_000)
-        .saturating_add(u64::from(d.subsec_nanos() / 100))
+        .saturating_add(u64::from(d.subsec_nanos().div_ceil(100)))
+}
+
+/// A performance-counter reading `count` at `freq` Hz (0 is taken as 1) in 100 ns ticks, saturating, in
+/// 64-bit arithmetic: whole seconds and the remainder apart, so `count * 10^7` never overflows (it would
+/// after 51 h of uptime at 10 MHz, or 10 minutes of a 3 GHz TSC) and no `__udivti3` runs per reading.
+/// The remainder is below `freq`, so `r * 10^7` fits for any counter below 1.8 THz.
+fn qpc_ticks(count: u64, freq: u64) -> u64 {
+    const TICKS_PER_SEC: u64 = 10_000_000;
+    if freq == TICKS_PER_SEC {
+        return count;
+    }
+    let freq = freq.max(1);
+    let (secs, rest) = (count / freq, count % freq);
+    secs.saturating_mul(TICKS_PER_SEC).saturating_add(rest.saturating_mul(TICKS_PER_SEC) / freq)
 }
 
 /// Whole milliseconds in `d`, saturating, for log lines: `as_millis()` is a `u128`, and formatting one
@@ -375,6 +389,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn performance_counter_readings_match_the_128_bit_form_at_any_frequency() {
+        for freq in [1u64, 3_579_545, 10_000_000, 24_000_000, 3_000_000_000] {
+            for count in [0u64, 1, freq - 1, freq, 12_345_678_901, 1 << 62, i64::MAX as u64] {
+                let exact = u128::from(count) * 10_000_000 / u128::from(freq);
+                let expected = u64::try_from(exact).unwrap_or(u64::MAX);
+                assert_eq!(qpc_ticks(count, freq), expected, "count {count} at {freq} Hz");
+            }
+        }
+        // Monotonic across a second boundary at an odd frequency.
+        let f = 3_579_545;
+        assert!(qpc_ticks(f - 1, f) < qpc_ticks(f, f) && qpc_ticks(f, f) <= qpc_ticks(f + 1, f));
+        assert_eq!(qpc_ticks(5, 0), 50_000_000, "a zero frequency is taken as 1 Hz");
+    }
+
+    #[test]
     fn ticks_and_millis_match_the_128_bit_forms_and_saturate() {
         for d in [
             Duration::ZERO,
@@ -384,7 +413,7 @@ mod tests {
             Duration::new(123_456, 987_654_321),
             Duration::from_secs(u64::MAX / 10_000_000),
         ] {
-            assert_eq!(u128::from(ticks(d)), d.as_nanos() / 100, "{d:?}");
+            assert_eq!(u128::from(ticks(d)), d.as_nanos().div_ceil(100), "{d:?}");
             assert_eq!(u128::from(millis(d)), d.as_millis(), "{d:?}");
         }
         assert_eq!(ticks(Duration::MAX), u64::MAX);

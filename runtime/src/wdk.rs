@@ -85,8 +85,14 @@ pub unsafe fn __driver_entry(
     unsafe { crate::driver::driver_entry(rt, wsk_sys::wdk::driver_object(driver), endpoints, level) }
 }
 
+// wdk-sys declares DRIVER_UNLOAD as `extern "C"`, which is the kernel's convention on x64 and arm64 but not
+// on 32-bit x86 (stdcall there): the generated unload routine would be called with the wrong convention.
+#[cfg(target_arch = "x86")]
+compile_error!("wsk's `wdk` feature supports 64-bit Windows targets only (x86_64, aarch64)");
+
 /// The entry points [`crate::driver!`] declares with the `wdk` feature: wdk-sys's types in the signatures,
-/// a wdk-sys `DRIVER_UNLOAD` (an `extern "C"` function) in `DriverUnload`.
+/// a wdk-sys `DRIVER_UNLOAD` (an `extern "C"` function, the kernel's convention on x64 and arm64) in
+/// `DriverUnload`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __wsk_entry_points {

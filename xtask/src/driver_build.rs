@@ -118,7 +118,7 @@ pub fn build_with_features(paths: &Paths, opts: &BuildOptions, features: &[&str]
         .join(format!("{name}.dll"));
     if !dll.is_file() {
         bail!(
-            "build: {} not found; is `{}` a cdylib crate (crate-type = [\"cdylib\"])?",
+            "build: {} not found; does `{}` have a library target (src/lib.rs)? It is built with `--crate-type cdylib`",
             dll.display(),
             opts.package
         );
@@ -184,6 +184,22 @@ pub struct PeInfo {
     pub subsystem: Option<u32>,
     /// The import table, in file order.
     pub imports: Vec<ImportedDll>,
+    /// `AddressOfEntryPoint` (an RVA), if objdump printed one.
+    pub entry_point: Option<u64>,
+    /// The size of the TLS directory (data directory entry 9); 0 when there is none.
+    pub tls_size: u64,
+    /// The export address table: (index, RVA).
+    pub export_rvas: Vec<(u32, u64)>,
+    /// The export name table: (index into the address table, name).
+    pub export_names: Vec<(u32, String)>,
+}
+
+impl PeInfo {
+    /// The RVA of the export named `name`.
+    pub fn export(&self, name: &str) -> Option<u64> {
+        let (i, _) = self.export_names.iter().find(|(_, n)| n == name)?;
+        self.export_rvas.iter().find(|(j, _)| j == i).map(|(_, rva)| *rva)
+    }
 }
 
 /// One DLL of the import table.
@@ -202,6 +218,14 @@ pub struct ImportedDll {
 pub fn parse_objdump(text: &str) -> PeInfo {
     let mut info = PeInfo::default();
     let mut in_dll = false;
+    // Which export table the `[ i]` lines belong to: the address table, then the name pointer table.
+    let mut in_exports: Option<bool> = None;
+    // "[   0] +base[   1] 1000 Export RVA" / "[   0] DriverEntry": the index in brackets.
+    let bracket_index = |t: &str| -> Option<(u32, String)> {
+        let rest = t.strip_prefix('[')?;
+        let (i, after) = rest.split_once(']')?;
+        Some((i.trim().parse().ok()?, after.trim().to_owned()))
+    };
     for line in text.lines() {
         let trimmed = line.trim();
         let mut words = trimmed.split_whitespace();
@@ -209,6 +233,41 @@ pub fn parse_objdump(text: &str) -> PeInfo {
         if first == Some("Subsystem") {
             info.subsystem = words.next().and_then(|v| u32::from_str_radix(v, 16).ok());
             continue;
+        }
+        if first == Some("AddressOfEntryPoint") {
+            info.entry_point = words.next().and_then(|v| u64::from_str_radix(v, 16).ok());
+            continue;
+        }
+        // "Entry 9 0000000000000000 00000000 Thread Storage Directory [.tls]": RVA, size (hex).
+        if first == Some("Entry") && words.next() == Some("9") {
+            info.tls_size = words.nth(1).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0);
+            continue;
+        }
+        if trimmed.starts_with("Export Address Table -- ") {
+            in_exports = Some(true);
+            continue;
+        }
+        if trimmed.starts_with("[Ordinal/Name Pointer] Table") {
+            in_exports = Some(false);
+            continue;
+        }
+        if let Some(addresses) = in_exports {
+            match bracket_index(trimmed) {
+                Some((i, rest)) if addresses => {
+                    // "+base[   1] 1000 Export RVA"
+                    let rva = rest.split_once(']').and_then(|(_, r)| r.split_whitespace().next());
+                    if let Some(rva) = rva.and_then(|v| u64::from_str_radix(v, 16).ok()) {
+                        info.export_rvas.push((i, rva));
+                    }
+                    continue;
+                }
+                Some((i, name)) => {
+                    info.export_names.push((i, name));
+                    continue;
+                }
+                None if trimmed.is_empty() => in_exports = None,
+                None => {}
+            }
         }
         if let Some(name) = trimmed.strip_prefix("DLL Name:") {
             info.imports.push(ImportedDll {
@@ -248,6 +307,21 @@ pub fn check_kernel_image(info: &PeInfo) -> std::result::Result<(), Vec<String>>
         )),
         None => problems.push("objdump printed no Subsystem field: is this a PE image?".to_owned()),
     }
+    match (info.entry_point, info.export("DriverEntry")) {
+        (None, _) => problems.push("objdump printed no AddressOfEntryPoint: is this a PE image?".to_owned()),
+        (Some(_), None) => problems.push("no export named DriverEntry".to_owned()),
+        (Some(entry), Some(rva)) if entry != rva => problems.push(format!(
+            "the entry point (RVA {entry:#x}) is not DriverEntry (RVA {rva:#x}): link with -Wl,-e,DriverEntry"
+        )),
+        _ => {}
+    }
+    if info.tls_size != 0 {
+        problems.push(format!(
+            "the image has a TLS directory ({} bytes): kernel images get no thread-local storage, and code \
+             reaching it faults",
+            info.tls_size
+        ));
+    }
     for dll in &info.imports {
         if !ALLOWED_IMPORTS
             .iter()
@@ -284,8 +358,11 @@ MinorSubsystemVersion	2
 Subsystem		00000001	(NT native)
 DllCharacteristics	00000160
 
+AddressOfEntryPoint	0000000000001000
+
 The Data Directory
 Entry 1 0000000000008000 00000380 Import Directory [parts of .idata]
+Entry 9 0000000000000000 00000000 Thread Storage Directory [.tls]
 Entry d 0000000000000000 00000000 Delay Import Directory
 
 There is an import table in .idata at 0x180008000
@@ -310,7 +387,19 @@ The Import Tables (interpreted .idata section contents)
  00008028	00000000 00000000 00000000 00000000 00000000
 
 There is an export table in .edata at 0x180009000
+
+Export Address Table -- Ordinal Base 1
+	[   0] +base[   1] 1000 Export RVA
+	[   1] +base[   2] 2340 Export RVA
+
+[Ordinal/Name Pointer] Table
+	[   1] rust_eh_personality
+	[   0] DriverEntry
 ";
+
+    /// The lines [`GOOD`] has beyond the import table, for fixtures that only vary it.
+    const ENTRY: &str = "AddressOfEntryPoint 0000000000001000\nExport Address Table -- Ordinal Base 1\n\
+        [   0] +base[   1] 1000 Export RVA\n\n[Ordinal/Name Pointer] Table\n[   0] DriverEntry\n\n";
 
     /// A driver that pulled in libgcc_eh: Wine loads it, Windows does not.
     const LEAKY: &str = "\
@@ -344,12 +433,31 @@ Subsystem		00000001	(NT native)
             info.imports[1].functions,
             ["DbgPrint", "ExAllocatePoolWithTag"]
         );
+        assert_eq!(info.entry_point, Some(0x1000));
+        assert_eq!(info.export("DriverEntry"), Some(0x1000));
+        assert_eq!(info.export("rust_eh_personality"), Some(0x2340));
         assert_eq!(check_kernel_image(&info), Ok(()));
     }
 
     #[test]
+    fn rejects_a_wrong_entry_point_and_a_tls_directory() {
+        let wrong = GOOD.replace("AddressOfEntryPoint	0000000000001000", "AddressOfEntryPoint	0000000000002340");
+        let Err(p) = check_kernel_image(&parse_objdump(&wrong)) else { unreachable!("entry not DriverEntry") };
+        assert!(p.len() == 1 && p[0].contains("not DriverEntry"), "{p:?}");
+        let tls = GOOD.replace(
+            "Entry 9 0000000000000000 00000000",
+            "Entry 9 000000000000a000 00000028",
+        );
+        let Err(p) = check_kernel_image(&parse_objdump(&tls)) else { unreachable!("a TLS directory") };
+        assert!(p.len() == 1 && p[0].contains("TLS directory (40 bytes)"), "{p:?}");
+        let unnamed = GOOD.replace("[   0] DriverEntry", "[   0] Start");
+        let Err(p) = check_kernel_image(&parse_objdump(&unnamed)) else { unreachable!("no DriverEntry") };
+        assert!(p.iter().any(|m| m.contains("no export named DriverEntry")), "{p:?}");
+    }
+
+    #[test]
     fn rejects_user_mode_imports() {
-        let info = parse_objdump(LEAKY);
+        let info = parse_objdump(&format!("{ENTRY}{LEAKY}"));
         let Err(problems) = check_kernel_image(&info) else {
             unreachable!("KERNEL32.dll and msvcrt.dll must be rejected");
         };
@@ -360,15 +468,15 @@ Subsystem		00000001	(NT native)
 
     #[test]
     fn allowed_imports_are_case_insensitive() {
-        let info = parse_objdump(
-            "Subsystem 00000001 (NT native)\n\tDLL Name: netio.sys\n\tDLL Name: hal.DLL\n",
-        );
+        let info = parse_objdump(&format!(
+            "{ENTRY}Subsystem 00000001 (NT native)\n\tDLL Name: netio.sys\n\tDLL Name: hal.DLL\n"
+        ));
         assert_eq!(check_kernel_image(&info), Ok(()));
     }
 
     #[test]
     fn rejects_console_subsystem_and_missing_field() {
-        let console = parse_objdump("Subsystem\t\t00000003\t(Windows CUI)\n");
+        let console = parse_objdump(&format!("{ENTRY}Subsystem\t\t00000003\t(Windows CUI)\n"));
         assert!(
             matches!(check_kernel_image(&console), Err(p) if p.len() == 1 && p[0].contains("subsystem is 3"))
         );
