@@ -343,10 +343,19 @@ impl Runtime {
         F: Future<Output = ()> + Send + 'static,
         M: FnOnce() -> F,
     {
+        self.spawn_checked(make, Executor::spawn_with)
+    }
+
+    /// `spawn(make)` on this runtime's executor once it runs; `Step::Shutdown` before or after.
+    fn spawn_checked<F, M>(&'static self, make: M, spawn: fn(&'static Executor, M) -> Result<()>) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+        M: FnOnce() -> F,
+    {
         if !self.is_running() {
             return Err(Error::new(Step::Shutdown, sys::STATUS_INVALID_DEVICE_STATE));
         }
-        self.executor.spawn_with(make)
+        spawn(&self.executor, make)
     }
 
     /// Spawns a task like [`Self::spawn_with`] that the executor polls before the others whenever it is
@@ -357,10 +366,7 @@ impl Runtime {
         F: Future<Output = ()> + Send + 'static,
         M: FnOnce() -> F,
     {
-        if !self.is_running() {
-            return Err(Error::new(Step::Shutdown, sys::STATUS_INVALID_DEVICE_STATE));
-        }
-        self.executor.spawn_urgent(make)
+        self.spawn_checked(make, Executor::spawn_urgent)
     }
 
     /// Spawns one of the runtime's own tasks: not dropped with the user tasks at shutdown, but run until it
@@ -374,10 +380,7 @@ impl Runtime {
         F: Future<Output = ()> + Send + 'static,
         M: FnOnce() -> F,
     {
-        if !self.is_running() {
-            return Err(Error::new(Step::Shutdown, sys::STATUS_INVALID_DEVICE_STATE));
-        }
-        self.executor.spawn_system(make)
+        self.spawn_checked(make, Executor::spawn_system)
     }
 
     /// Runs `fut` to completion on the calling thread (PASSIVE_LEVEL only: it waits on an event), for
