@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -630,6 +630,33 @@ pub fn to_json(report: &Report) -> String {
     )
 }
 
+/// [`run`] in a Wine session of its own with `spec` loaded: serves it, runs the bench, stops the session
+/// (both drivers' DriverUnload run), prints the drivers' log from `sc stop` on and the sample's final
+/// counters, and fails if the bench failed or the C driver left anything live. The stop report is
+/// returned for the caller's checks of the sample's counters.
+///
+/// # Errors
+/// As for [`run`], and if the session cannot start or stop, or the C driver's unload line shows a leak.
+pub fn run_in_session(
+    paths: &Paths,
+    spec: &DriverSpec,
+    secs: u32,
+    json_out: &Path,
+) -> Result<(Report, wine::StopReport)> {
+    let env = wine::WineEnv::new(paths);
+    let mut session = wine::serve(&env, std::slice::from_ref(spec))?;
+    let result = run(paths, &mut session, spec, secs, json_out);
+    let stop = session.stop()?;
+    crate::test_suite::print_stop_report(&stop);
+    if let Some((line, _)) = &stop.unload {
+        println!("final counters: {line}");
+    }
+    let report = result?;
+    // The reference must be as clean as the sample: everything it allocated freed at unload.
+    c_driver::check_unload(&stop.wsk_lines)?;
+    Ok((report, stop))
+}
+
 /// Sends `request` to 127.0.0.1:`port` and returns the whole answer: up to the end of its
 /// `Content-Length` body, or to EOF without one.
 fn http_exchange(port: u16, request: &str) -> Result<Vec<u8>> {
@@ -773,19 +800,11 @@ fn start_native_peer(paths: &Paths, dir: &Path, port: u16, body: &Path) -> Resul
     Ok(peer)
 }
 
-/// Copies `sys` and strips the copy; returns (size, stripped size).
-fn image_sizes(sys: &Path, dir: &Path) -> Result<(u64, u64)> {
-    let name = sys
-        .file_name()
-        .map_or("driver.sys".into(), |n| n.to_string_lossy().into_owned());
-    let stripped: PathBuf = dir.join(format!("stripped-{name}"));
-    util::run(
-        Command::new("x86_64-w64-mingw32-strip")
-            .arg("-o")
-            .arg(&stripped)
-            .arg(sys),
-    )?;
-    Ok((fs::metadata(sys)?.len(), fs::metadata(&stripped)?.len()))
+/// The size of `sys` as built and stripped (what `x86_64-w64-mingw32-strip` would leave: the image check's
+/// own measure, [`crate::image_size::measure`]).
+fn image_sizes(sys: &Path) -> Result<(u64, u64)> {
+    let size = crate::image_size::measure(&sys.display().to_string(), &fs::read(sys)?)?;
+    Ok((size.file, size.stripped()))
 }
 
 fn machine() -> String {
@@ -891,9 +910,9 @@ pub fn run(
         body_bytes: body.len(),
         ..Report::default()
     };
-    let (built, stripped) = image_sizes(&sample.sys, &dir)?;
+    let (built, stripped) = image_sizes(&sample.sys)?;
     report.images.push(("wsk sample", built, stripped));
-    let (built, stripped) = image_sizes(&c_sys, &dir)?;
+    let (built, stripped) = image_sizes(&c_sys)?;
     report.images.push(("C WSK driver", built, stripped));
     // What a /stats request allocates by itself (its connection, task and buffers), measured twice in a row.
     let first = stats(ports.wsk)?;

@@ -422,23 +422,7 @@ fn curl(url: &str) -> Result<String> {
 fn bench(paths: &Paths, driver: &DriverArgs, secs: u32) -> Result<()> {
     setup::check(&paths.root)?;
     let spec = resolve_driver(paths, driver)?;
-    let env = WineEnv::new(paths);
-    let mut session = wine::serve(&env, std::slice::from_ref(&spec))?;
-    let result = bench::run(
-        paths,
-        &mut session,
-        &spec,
-        secs,
-        &paths.target.join("bench.json"),
-    );
-    let report = session.stop()?;
-    test_suite::print_stop_report(&report);
-    if let Some((line, _)) = &report.unload {
-        println!("final counters: {line}");
-    }
-    result?;
-    // The reference must be as clean as the sample: everything it allocated freed at unload.
-    c_driver::check_unload(&report.wsk_lines)
+    bench::run_in_session(paths, &spec, secs, &paths.target.join("bench.json")).map(|_| ())
 }
 
 #[cfg(test)]

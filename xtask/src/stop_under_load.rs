@@ -163,22 +163,18 @@ impl StatsConn {
             .write_all(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .ok()?;
         self.buf.clear();
-        // The JSON body ends with "}\n"; the response is small and the only one in flight.
         let mut chunk = [0u8; 2048];
-        while !self.buf.ends_with(b"}\n") {
+        let len = loop {
+            if let Some(len) = crate::bench::answer_len(&self.buf) {
+                break len;
+            }
             let n = self.stream.read(&mut chunk).ok()?;
             if n == 0 {
                 return None;
             }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-        let text = String::from_utf8_lossy(&self.buf);
-        let (_, rest) = text.split_once("\"requests_served\":")?;
-        rest.chars()
-            .take_while(char::is_ascii_digit)
-            .collect::<String>()
-            .parse()
-            .ok()
+            self.buf.extend_from_slice(chunk.get(..n)?);
+        };
+        crate::bench::json_u64(&String::from_utf8_lossy(self.buf.get(..len)?), "requests_served")
     }
 
     /// Waits until the driver has served `n` responses, at most [`RAMP_LIMIT`]; returns the count seen.

@@ -313,14 +313,9 @@ pub fn wine_e2e(paths: &Paths, spec: &DriverSpec) -> Result<String> {
 /// must serve requests with no non-2xx answer, and both drivers must unload with nothing left. The figures
 /// of so short a run on a CI machine mean nothing and are not judged.
 fn bench_smoke(paths: &Paths, spec: &DriverSpec) -> Result<String> {
-    let env = WineEnv::new(paths);
-    let mut session = wine::serve(&env, std::slice::from_ref(spec))?;
-    let bench = crate::bench::run(paths, &mut session, spec, 1, &paths.target.join("bench-smoke.json"));
-    let report = session.stop()?;
-    print_stop_report(&report);
-    let bench = bench?;
+    let (bench, report) =
+        crate::bench::run_in_session(paths, spec, 1, &paths.target.join("bench-smoke.json"))?;
     let counters = check_unload(&report)?;
-    crate::c_driver::check_unload(&report.wsk_lines)?;
     let bad: Vec<String> = bench
         .runs
         .iter()
